@@ -1,0 +1,26 @@
+"""`ranpd bench ...`: benchmarks report medians/p99 and rates; they are never timed tests."""
+from __future__ import annotations
+
+import click
+
+from ranpd.cli import LazyGroup
+
+BENCHMARKS = {
+    "sim": "ranpd.simulator.bench:bench_sim",
+    "xapp": "ranpd.xapp.bench:bench_xapp",
+    "student": "ranpd.training.bench:bench_student",
+}
+SUMMARIES = {
+    "sim": "Simulator speed in UE-slots per second on one core.",
+    "xapp": "Indication -> control round trip over loopback, per-stage split, max rate.",
+    "student": "Student size and onnxruntime inference p50/p99 at batch 1 and 64.",
+}
+
+
+class _BenchGroup(LazyGroup):
+    commands_map, summaries = BENCHMARKS, SUMMARIES
+
+
+@click.group(cls=_BenchGroup)
+def bench() -> None:
+    """Benchmarks (quote their output, not timed tests: shared machines are noisy)."""

@@ -1,0 +1,4 @@
+import click
+@click.command()
+def scenarios(): pass
+simulate=bench=tbs=demo=None

@@ -1,0 +1,140 @@
+"""The observation a learned link-adaptation policy sees: built only from what a gNB has.
+
+This module is the single definition of the policy's input. The simulator's environment and the
+xApp both call it, on the same events, so a policy sees in deployment exactly what it saw in
+training (the parity tests guard this). It never touches the true SINR: its inputs are the events
+a gNB (and an E2 report) carries:
+
+- CSI reports: wideband CQI and the slot of its reference resource (TS 38.214 §5.2.2.5),
+- HARQ-ACK feedback already received: process, ACK/NACK, MCS, transmission number (38.213 §9),
+- the allocation of the slot being decided: PRBs, layers, buffer occupancy.
+
+State is kept in arrays with one row per UE, so the same code serves a vectorised simulator
+(thousands of rows updated at once) and the xApp's per-UE state store (a row per known UE).
+Events for one row must be applied in the order the gNB received them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ranpd.simulator.report import SlotReport
+from ranpd.simulator.tables import MAX_PRBS, MAX_SUPPORTED_MCS_ACTIONS
+
+OBS_SPEC_VERSION = "1"
+HISTORY = 4                    # last first-transmission HARQ outcomes kept per UE
+AGE_SCALE_SLOTS = 64.0         # ages are clipped to this many slots, then scaled to [0, 1]
+BUFFER_SCALE_LOG2 = 24.0       # log2(1 + bytes) / 24 -> 16 MB reads as 1
+NACK_EWMA_ALPHA = 0.1
+OFFSET_STEP_DB = 0.5           # internal OLLA-like offset (a feature, not a decision)
+OFFSET_TARGET_BLER = 0.1
+OFFSET_LIMIT_DB = 10.0
+
+FEATURES = (
+    "cqi", "cqi_age", "cqi_trend", "mcs_table_256qam", "nack_ewma", "ack_offset",
+    *(f"ack_{k}" for k in range(HISTORY)), *(f"mcs_{k}" for k in range(HISTORY)),
+    "feedback_age", "prbs", "buffer", "layers",
+)
+OBS_DIM = len(FEATURES)
+
+
+class ObservationBuilder:
+    """Per-UE link state, updated by gNB events, turned into the policy's observation vector.
+
+    Rows are addressed by integer index (the simulator's UE index or the xApp's slot in its state
+    store). `reset_rows` clears rows for new UEs.
+    """
+
+    def __init__(self, capacity: int, mcs_table: int = 2, cqi_table: int = 2):
+        self.mcs_table = mcs_table
+        self.cqi_table = cqi_table
+        n = capacity
+        self.cqi = np.zeros(n, np.int64)
+        self.prev_cqi = np.zeros(n, np.int64)
+        self.cqi_slot = np.full(n, -(1 << 40), np.int64)   # "never reported": age saturates
+        self.nack_ewma = np.zeros(n, np.float64)
+        self.ack_offset_db = np.zeros(n, np.float64)
+        self.hist_ack = np.zeros((n, HISTORY), np.float32)     # +1 ACK, -1 NACK, 0 none
+        self.hist_mcs = np.zeros((n, HISTORY), np.float32)      # MCS index used
+        self.feedback_slot = np.full(n, -(1 << 40), np.int64)
+
+    @property
+    def capacity(self) -> int:
+        return len(self.cqi)
+
+    def reset_rows(self, rows) -> None:
+        """Forget everything about these rows (a UE attached or a store slot was reused)."""
+        self.cqi[rows] = 0
+        self.prev_cqi[rows] = 0
+        self.cqi_slot[rows] = -(1 << 40)
+        self.nack_ewma[rows] = 0.0
+        self.ack_offset_db[rows] = 0.0
+        self.hist_ack[rows] = 0.0
+        self.hist_mcs[rows] = 0.0
+        self.feedback_slot[rows] = -(1 << 40)
+
+    def apply_cqi(self, rows, cqi, report_slot) -> None:
+        """A CSI report (wideband CQI) whose reference resource lies at `report_slot`.
+
+        Reports older than the one held are ignored, so a report repeated in several E2
+        indications (same slot) is idempotent.
+        """
+        rows, cqi, report_slot = np.atleast_1d(rows), np.atleast_1d(cqi), np.atleast_1d(report_slot)
+        newer = report_slot > self.cqi_slot[rows]
+        rows, cqi, report_slot = rows[newer], cqi[newer], report_slot[newer]
+        self.prev_cqi[rows] = np.where(self.cqi_slot[rows] < 0, cqi, self.cqi[rows])
+        self.cqi[rows] = cqi
+        self.cqi_slot[rows] = report_slot
+
+    def apply_harq(self, rows, ack, mcs, tx_number, slot) -> None:
+        """HARQ-ACK feedback received at `slot`. Rows must be unique within one call.
+
+        Only first transmissions update the link state: their outcome is what the MCS choice
+        controls (retransmissions reuse the first transmission's MCS).
+        """
+        rows, ack, mcs, tx_number = (np.atleast_1d(a) for a in (rows, ack, mcs, tx_number))
+        first = tx_number == 1
+        rows, ack, mcs = rows[first], ack[first].astype(bool), mcs[first]
+        if rows.size == 0:
+            return
+        nack = (~ack).astype(np.float64)
+        self.nack_ewma[rows] += NACK_EWMA_ALPHA * (nack - self.nack_ewma[rows])
+        step_down = OFFSET_STEP_DB * OFFSET_TARGET_BLER / (1.0 - OFFSET_TARGET_BLER)
+        self.ack_offset_db[rows] = np.clip(
+            self.ack_offset_db[rows] + np.where(ack, -step_down, OFFSET_STEP_DB),
+            -OFFSET_LIMIT_DB, OFFSET_LIMIT_DB)
+        self.hist_ack[rows, 1:] = self.hist_ack[rows, :-1]
+        self.hist_mcs[rows, 1:] = self.hist_mcs[rows, :-1]
+        self.hist_ack[rows, 0] = np.where(ack, 1.0, -1.0)
+        self.hist_mcs[rows, 0] = mcs
+        self.feedback_slot[rows] = slot
+
+    def apply_report(self, report: SlotReport) -> None:
+        """Apply the events of one slot report: CSI reports first, then HARQ feedback."""
+        self.apply_cqi(report.cqi_ue, report.cqi_value, report.cqi_slot)
+        self.apply_harq(report.harq_ue, report.harq_ack, report.harq_mcs, report.harq_tx, report.slot)
+
+    def observe_report(self, report: SlotReport) -> np.ndarray:
+        """Apply a slot report, then observe the UEs it asks decisions for."""
+        self.apply_report(report)
+        return self.observe(report.ue, report.slot, report.prbs, report.layers, report.buffer_bytes)
+
+    def observe(self, rows, slot, prbs, layers, buffer_bytes) -> np.ndarray:
+        """Observation vectors (float32, shape [len(rows), OBS_DIM]) for a decision at `slot`."""
+        rows = np.atleast_1d(rows)
+        obs = np.empty((rows.size, OBS_DIM), np.float32)
+        cqi = self.cqi[rows]
+        obs[:, 0] = cqi / 15.0
+        obs[:, 1] = np.minimum(slot - self.cqi_slot[rows], AGE_SCALE_SLOTS) / AGE_SCALE_SLOTS
+        obs[:, 2] = (cqi - self.prev_cqi[rows]) / 15.0
+        obs[:, 3] = 1.0 if self.mcs_table == 2 else 0.0
+        obs[:, 4] = self.nack_ewma[rows]
+        obs[:, 5] = self.ack_offset_db[rows] / OFFSET_LIMIT_DB
+        obs[:, 6:6 + HISTORY] = self.hist_ack[rows]
+        obs[:, 6 + HISTORY:6 + 2 * HISTORY] = self.hist_mcs[rows] / (MAX_SUPPORTED_MCS_ACTIONS - 1)
+        k = 6 + 2 * HISTORY
+        obs[:, k] = np.minimum(slot - self.feedback_slot[rows], AGE_SCALE_SLOTS) / AGE_SCALE_SLOTS
+        obs[:, k + 1] = np.asarray(prbs, np.float64) / MAX_PRBS
+        obs[:, k + 2] = np.minimum(np.log2(1.0 + np.asarray(buffer_bytes, np.float64)),
+                                   BUFFER_SCALE_LOG2) / BUFFER_SCALE_LOG2
+        obs[:, k + 3] = np.asarray(layers, np.float64) / 4.0
+        return obs

@@ -1,0 +1,122 @@
+"""Link-adaptation policies behind one small interface.
+
+A policy is reset for a population of UEs, then asked once per slot for the MCS of every UE the
+report schedules for a new transmission. It learns about the link only through the report's
+events (CQI, HARQ-ACK), like a real gNB.
+
+- ILLA (inner-loop link adaptation): CQI -> MCS by spectral efficiency.
+- OLLA (outer-loop link adaptation): the CQI's SINR minus an offset that rises by Δup on a NACK
+  and falls by Δdown = Δup·t/(1-t) on an ACK, so that in steady state P(NACK) = t on first
+  transmissions; the offset is clipped to ±limit (defaults as NVIDIA Sionna SYS: t = 0.1,
+  Δup = 1 dB).
+- `ObservationPolicy`: any callable scoring observations (an ONNX student, a torch teacher);
+  the MCS is the argmax, clipped to the MCS table.
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import numpy as np
+
+from ranpd.simulator import phy
+from ranpd.simulator.observation import ObservationBuilder
+from ranpd.simulator.report import SlotReport
+from ranpd.simulator.tables import MCS_TABLES, cqi_to_mcs_map
+
+
+class LinkAdaptationPolicy(Protocol):
+    name: str
+
+    def reset(self, n_ues: int, mcs_table: int, cqi_table: int) -> None: ...
+
+    def decide(self, report: SlotReport) -> np.ndarray:
+        """Apply the report's events and return one MCS index per `report.ue`."""
+
+
+class _CqiTracker:
+    """Latest wideband CQI per UE (shared by ILLA and OLLA)."""
+
+    def reset(self, n_ues: int, mcs_table: int, cqi_table: int) -> None:
+        self.cqi = np.zeros(n_ues, np.int64)
+        self.mcs_table, self.cqi_table = mcs_table, cqi_table
+
+    def _apply_cqi(self, report: SlotReport) -> None:
+        self.cqi[report.cqi_ue] = report.cqi_value
+
+
+class Illa(_CqiTracker):
+    """Inner loop only: the highest MCS whose efficiency does not exceed the reported CQI's."""
+
+    name = "illa"
+
+    def reset(self, n_ues: int, mcs_table: int, cqi_table: int) -> None:
+        super().reset(n_ues, mcs_table, cqi_table)
+        self._map = cqi_to_mcs_map(mcs_table, cqi_table)
+
+    def decide(self, report: SlotReport) -> np.ndarray:
+        self._apply_cqi(report)
+        return self._map[self.cqi[report.ue]]
+
+
+class Olla(_CqiTracker):
+    """Outer-loop link adaptation on an SINR offset in dB (see module docstring)."""
+
+    name = "olla"
+
+    def __init__(self, target_bler: float = 0.1, step_up_db: float = 1.0, limit_db: float = 20.0):
+        if not 0.0 < target_bler < 1.0:
+            raise ValueError(f"OLLA target BLER must be in (0, 1), got {target_bler}")
+        if step_up_db <= 0.0:
+            raise ValueError(f"OLLA step must be positive, got {step_up_db}")
+        self.target_bler, self.step_up_db, self.limit_db = target_bler, step_up_db, limit_db
+        self.step_down_db = step_up_db * target_bler / (1.0 - target_bler)
+
+    def reset(self, n_ues: int, mcs_table: int, cqi_table: int) -> None:
+        super().reset(n_ues, mcs_table, cqi_table)
+        self.offset_db = np.zeros(n_ues)
+        self._cqi_sinr = phy.cqi_sinr_estimate_db(cqi_table)
+        self._mcs_threshold = phy.mcs_sinr_threshold_db(MCS_TABLES[mcs_table])
+
+    def update(self, report: SlotReport) -> None:
+        """Step the offset on first-transmission HARQ feedback."""
+        first = report.harq_tx == 1
+        ue, ack = report.harq_ue[first], report.harq_ack[first]
+        step = np.where(ack, -self.step_down_db, self.step_up_db)
+        self.offset_db[ue] = np.clip(self.offset_db[ue] + step, -self.limit_db, self.limit_db)
+
+    def decide(self, report: SlotReport) -> np.ndarray:
+        self._apply_cqi(report)
+        self.update(report)
+        sinr = self._cqi_sinr[self.cqi[report.ue]] - self.offset_db[report.ue]
+        mcs = np.searchsorted(self._mcs_threshold, sinr, side="right") - 1
+        return np.clip(mcs, 0, None)
+
+
+class ObservationPolicy:
+    """A learned policy: observation builder -> scores per MCS -> argmax.
+
+    `score` maps float32 observations [n, OBS_DIM] to scores [n, n_actions]; the MCS is the
+    argmax, clipped to the size of the scenario's MCS table.
+    """
+
+    def __init__(self, score: Callable[[np.ndarray], np.ndarray], name: str = "learned"):
+        self.score, self.name = score, name
+
+    def reset(self, n_ues: int, mcs_table: int, cqi_table: int) -> None:
+        self.builder = ObservationBuilder(n_ues, mcs_table, cqi_table)
+        self._max_mcs = MCS_TABLES[mcs_table].size - 1
+
+    def decide(self, report: SlotReport) -> np.ndarray:
+        obs = self.builder.observe_report(report)
+        if obs.shape[0] == 0:
+            return np.zeros(0, np.int64)
+        return np.minimum(np.argmax(self.score(obs), axis=1), self._max_mcs)
+
+
+def make_baseline(name: str, **kwargs) -> LinkAdaptationPolicy:
+    """`illa` or `olla` (kwargs go to OLLA: target_bler, step_up_db, limit_db)."""
+    if name == "illa":
+        return Illa()
+    if name == "olla":
+        return Olla(**kwargs)
+    raise ValueError(f"unknown baseline policy {name!r}; choose 'illa' or 'olla'")

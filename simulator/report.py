@@ -1,0 +1,47 @@
+"""What a gNB knows at one slot's link-adaptation decision: the contract between the simulator,
+its policies and the E2 node.
+
+A `SlotReport` carries the events the gNB received in this slot (CSI reports, HARQ-ACK feedback)
+and the UEs scheduled for a *new* transmission, each needing an MCS. Retransmissions reuse the
+MCS of their first transmission (TS 38.214 §5.1.3.1, MCS 28-31 / 29-31 on retransmission) and need
+no decision. The E2 node turns one report into one RIC Indication; the xApp rebuilds the same
+report from it, so a policy behind the xApp sees exactly what it sees in the simulator.
+
+All arrays are numpy; UE ids are the simulator's UE indices.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def _ints(n: int = 0) -> np.ndarray:
+    return np.zeros(n, np.int64)
+
+
+@dataclass
+class SlotReport:
+    slot: int
+    mcs_table: int = 2
+    cqi_table: int = 2
+    # CSI reports received this slot: wideband CQI and the slot of its reference resource.
+    cqi_ue: np.ndarray = field(default_factory=_ints)
+    cqi_value: np.ndarray = field(default_factory=_ints)
+    cqi_slot: np.ndarray = field(default_factory=_ints)
+    # HARQ-ACK feedback received this slot (at most one per UE).
+    harq_ue: np.ndarray = field(default_factory=_ints)
+    harq_ack: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    harq_mcs: np.ndarray = field(default_factory=_ints)
+    harq_tbs: np.ndarray = field(default_factory=_ints)
+    harq_tx: np.ndarray = field(default_factory=_ints)       # transmission number, 1 = first
+    harq_process: np.ndarray = field(default_factory=_ints)
+    # UEs scheduled for a new transmission this slot: each needs an MCS.
+    ue: np.ndarray = field(default_factory=_ints)
+    prbs: np.ndarray = field(default_factory=_ints)
+    layers: np.ndarray = field(default_factory=_ints)
+    buffer_bytes: np.ndarray = field(default_factory=_ints)
+
+    @property
+    def n_decisions(self) -> int:
+        return int(self.ue.size)
