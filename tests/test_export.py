@@ -1,0 +1,66 @@
+"""ONNX export: checker, torch/onnxruntime parity, int8 agreement, model card validity."""
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from ranpd.simulator.observation import OBS_DIM, OBS_SPEC_VERSION
+from ranpd.training import export
+from ranpd.training.networks import count_params, describe, mlp
+from ranpd.xapp.model_card import ModelCard, card_path_for, file_sha256
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    model = mlp((32, 32, 32))
+    path = export.export_onnx(model, tmp_path_factory.mktemp("onnx") / "student.onnx", opset=17)
+    states = np.random.default_rng(1).random((1024, OBS_DIM)).astype(np.float32)
+    return model, path, states
+
+
+def test_export_is_checked_opset_17_with_dynamic_batch(exported):
+    _, path, states = exported
+    graph = onnx.load(str(path))
+    assert graph.opset_import[0].version == 17
+    assert export.ort_scores(path, states[:1]).shape == (1, 29)
+    assert export.ort_scores(path, states[:64]).shape == (64, 29)
+
+
+def test_torch_and_onnxruntime_agree_on_held_out_states(exported):
+    model, path, states = exported
+    result = export.parity(model, path, states)
+    assert result["argmax_agreement"] == 1.0
+    assert result["max_abs_diff"] < export.PARITY_ATOL
+
+
+def test_parity_detects_a_different_model(exported):
+    _, path, states = exported
+    torch.manual_seed(123)
+    assert export.parity(mlp((32, 32, 32)), path, states)["argmax_agreement"] < 0.9
+
+
+def test_int8_model_is_smaller_and_its_agreement_is_measured(exported, tmp_path):
+    _, path, states = exported
+    int8 = export.quantize_int8(path, tmp_path / "student.int8.onnx", states[:512])
+    assert int8.stat().st_size < path.stat().st_size
+    nodes = {n.op_type for n in onnx.load(str(int8)).graph.node}
+    assert "QuantizeLinear" in nodes and "DequantizeLinear" in nodes
+    agreement = export.argmax_agreement(export.ort_scores(path, states[512:]), export.ort_scores(int8, states[512:]))
+    assert 0.0 <= agreement <= 1.0
+    assert agreement > 0.5          # a random-init net has near-tied scores; trained students do far better
+
+
+def test_model_card_is_valid_and_matches_the_file(exported):
+    model, path, _ = exported
+    card = export.write_card(path, name="student-test", kind="student", model=model,
+                             architecture=describe((32, 32, 32)), scenarios=["uma-mid-pedestrian"],
+                             opset=17, training_config={"profile": "test"}, evaluation={"x": 1.0})
+    loaded = ModelCard.load(card_path_for(path))
+    assert loaded == card
+    assert loaded.obs_spec_version == OBS_SPEC_VERSION and loaded.obs_dim == OBS_DIM
+    assert loaded.params == count_params(model) == 3677
+    assert loaded.bytes == path.stat().st_size and loaded.sha256 == file_sha256(path)
+    assert loaded.action_table.mcs == list(range(29)) and loaded.onnx_opset == 17
