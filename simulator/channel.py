@@ -146,9 +146,10 @@ def path_loss_db(env: str, d2d: np.ndarray, fc_ghz: float, h_bs: float, los: np.
 
 def drop_ues(env: str, n_ues: int, fc_ghz: float, isd_m: float, h_bs: float, min_distance_m: float,
              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Drop UEs uniformly over a hexagonal cell (approximated by its circumscribed disc) and return
-    the large-scale gains (dB, negative: -PL - SF) to the serving site [n_ues] and to the six
-    first-tier neighbour sites [n_ues, 6]. Each link draws its own LOS state and shadowing.
+    """Drop UEs uniformly over a hexagonal cell (approximated by its circumscribed disc) among its
+    six first-tier neighbours. Each link draws its own LOS state and shadowing; the UE attaches to
+    the strongest site. Returns the large-scale gains (dB, -PL - SF) to the serving site [n_ues]
+    and to the six other sites, the interferers [n_ues, 6].
     """
     radius = isd_m / np.sqrt(3.0)
     r = np.sqrt(rng.uniform(min_distance_m ** 2, radius ** 2, n_ues))
@@ -160,10 +161,32 @@ def drop_ues(env: str, n_ues: int, fc_ghz: float, isd_m: float, h_bs: float, min
     los = rng.uniform(size=d2d.shape) < los_probability(env, d2d)
     pl, sf_sigma = path_loss_db(env, d2d, fc_ghz, h_bs, los)
     gain_db = -pl - sf_sigma * rng.standard_normal(d2d.shape)
+    order = np.argsort(-gain_db, axis=1)
+    gain_db = np.take_along_axis(gain_db, order, axis=1)
     return gain_db[:, 0], gain_db[:, 1:]
 
 
 @lru_cache(maxsize=8)
-def neighbour_activity_traces(load: float, n_traces: int, n_samples: int, seed: int) -> np.ndarray:
-    """Whether each of the 6 neighbours transmits in a slot: bool [traces, samples, 6], P = load."""
-    return np.random.default_rng(seed).uniform(size=(n_traces, n_samples, 6)) < load
+def neighbour_activity_traces(load: float, mean_burst_slots: float, n_traces: int, n_samples: int,
+                              seed: int) -> np.ndarray:
+    """Whether each of the 6 neighbours transmits in a slot: bool [traces, samples, 6].
+
+    Each neighbour is an on/off Markov chain with P(on) = `load` and busy periods lasting
+    `mean_burst_slots` on average (geometric), so interference changes at the pace of traffic,
+    not independently every slot.
+    """
+    rng = np.random.default_rng(seed)
+    if load <= 0.0 or load >= 1.0:
+        return np.full((n_traces, n_samples, 6), load >= 1.0)
+    chains = np.empty((n_traces * 6, n_samples), bool)
+    mean_on = max(mean_burst_slots, 1.0)
+    mean_off = mean_on * (1.0 - load) / load
+    n_bursts = int(2 * n_samples / (mean_on + mean_off)) + 16
+    for chain in chains:
+        on = rng.geometric(1.0 / mean_on, n_bursts)
+        off = rng.geometric(min(1.0 / mean_off, 1.0), n_bursts)
+        lengths = np.stack([off, on], axis=1).ravel()
+        states = np.tile([False, True], n_bursts)
+        start = rng.integers(lengths[:2].sum())
+        chain[:] = np.repeat(states, lengths)[start:start + n_samples]
+    return np.ascontiguousarray(chains.reshape(n_traces, 6, n_samples).transpose(0, 2, 1))

@@ -92,14 +92,22 @@ def eesm_db(sinr_linear: np.ndarray, beta) -> np.ndarray:
     return 10.0 * np.log10(-beta[..., 0] * np.log(np.maximum(mean, 1e-300)))
 
 
-def code_block_bler(sinr_db, threshold_db, code_block_bits) -> np.ndarray:
-    """BLER of one code block of K bits at effective SINR `sinr_db` (see module docstring)."""
+def _decoding_margin(sinr_db, threshold_db, code_block_bits) -> np.ndarray:
+    """(x - x50) / s(K): how far the effective SINR sits above the waterfall's midpoint."""
     s = waterfall_width_db(code_block_bits)
     x50 = np.asarray(threshold_db) + short_block_penalty_db(code_block_bits) - s * LN9
-    z = np.clip((np.asarray(sinr_db) - x50) / s, -60.0, 60.0)
-    return 1.0 / (1.0 + np.exp(z))
+    return (np.asarray(sinr_db) - x50) / s
+
+
+def code_block_bler(sinr_db, threshold_db, code_block_bits) -> np.ndarray:
+    """BLER of one code block of K bits at effective SINR `sinr_db`: 1 / (1 + exp(margin))."""
+    return np.exp(-np.logaddexp(0.0, _decoding_margin(sinr_db, threshold_db, code_block_bits)))
 
 
 def transport_block_bler(sinr_db, threshold_db, code_block_bits, n_code_blocks) -> np.ndarray:
-    """TBLER = 1 - (1 - BLER_cb)^C: the TB fails if any of its C code blocks fails."""
-    return -np.expm1(n_code_blocks * np.log1p(-code_block_bler(sinr_db, threshold_db, code_block_bits)))
+    """TBLER = 1 - (1 - BLER_cb)^C: the TB fails if any of its C code blocks fails.
+
+    Evaluated as -expm1(-C·log(1 + exp(-margin))), exact in both tails.
+    """
+    margin = _decoding_margin(sinr_db, threshold_db, code_block_bits)
+    return -np.expm1(-np.asarray(n_code_blocks) * np.logaddexp(0.0, -margin))

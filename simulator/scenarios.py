@@ -49,6 +49,7 @@ class Scenario(BaseModel):
     ftp_arrival_rate_hz: float = Field(2.0, gt=0.0, description="per-UE Poisson file arrivals")
     scheduler: Literal["pf", "rr"] = "pf"
     load: float = Field(0.5, ge=0.0, le=1.0, description="probability a neighbour cell transmits")
+    interference_burst_ms: float = Field(20.0, gt=0.0, description="mean neighbour busy period")
     # CSI and HARQ timelines
     cqi_period_slots: int = Field(10, ge=1, le=320)
     cqi_delay_slots: int = Field(8, ge=1, le=320, description="reference resource to use")
