@@ -64,7 +64,7 @@ def jakes_processes(n: int, n_samples: int, doppler_norm: float, rng: np.random.
     return np.fft.ifft(bins * np.sqrt(power), axis=1) * (n_samples / np.sqrt(power.sum()))
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def subband_gain_traces(profile: str, delay_spread_ns: float, doppler_norm: float,
                         bandwidth_hz: float, n_subbands: int, n_traces: int, n_samples: int,
                         seed: int) -> np.ndarray:
@@ -166,7 +166,7 @@ def drop_ues(env: str, n_ues: int, fc_ghz: float, isd_m: float, h_bs: float, min
     return gain_db[:, 0], gain_db[:, 1:]
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def neighbour_activity_traces(load: float, mean_burst_slots: float, n_traces: int, n_samples: int,
                               seed: int) -> np.ndarray:
     """Whether each of the 6 neighbours transmits in a slot: bool [traces, samples, 6].

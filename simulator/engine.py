@@ -31,6 +31,7 @@ from ranpd.simulator.tables import CQI_TABLES, MCS_TABLES
 from ranpd.simulator.tbs import ldpc_segmentation, n_re, tbs_from_n_info, tbs_per_mcs
 
 N_TRACES = 8
+TRACE_POOL = 4    # seeds share trace sets modulo this (drops and trace offsets stay per seed)
 FULL_BUFFER_BYTES = 1 << 30          # what a full-buffer UE reports as its buffer
 PF_AVERAGING_SLOTS = 100.0           # proportional-fair throughput averaging window
 
@@ -67,11 +68,8 @@ class Simulation:
         self.n_ues, self.n_cells = sc.n_ues, sc.n_ues // sc.ues_per_cell
         self.mcs_table, self.cqi_table = sc.mcs_table, sc.cqi_table
         self.slot_duration_s = sc.slot_duration_s
-        drop_ss, chan_ss, traffic_ss, csi_ss, decode_ss = np.random.SeedSequence(seed).spawn(5)
-        drop_rng = np.random.default_rng(drop_ss)
-        self._traffic_rng = np.random.default_rng(traffic_ss)
-        self._csi_rng = np.random.default_rng(csi_ss)
-        self._decode_rng = np.random.default_rng(decode_ss)
+        self._streams = dict(zip(("drop", "traffic", "csi", "decode"), np.random.SeedSequence(seed).spawn(4)))
+        drop_rng = np.random.default_rng(self._streams["drop"])
         n = self.n_ues
 
         # Link budget per resource element, relative to thermal noise (-174 dBm/Hz).
@@ -86,8 +84,8 @@ class Simulation:
         # Fading and interference traces; each UE reads one at its own offset.
         doppler_norm = max(doppler_hz(sc.ue_speed_kmh, sc.carrier_ghz) * sc.slot_duration_s, 1e-4)
         self._trace_len = _trace_length(doppler_norm)
-        chan_seed = int(chan_ss.generate_state(1)[0])
-        self._gains = subband_gain_traces(sc.tdl_profile, sc.delay_spread_ns, doppler_norm, sc.bandwidth_hz,
+        chan_seed = seed % TRACE_POOL
+        self._gains = subband_gain_traces(  # shared, read-onlysc.tdl_profile, sc.delay_spread_ns, doppler_norm, sc.bandwidth_hz,
                                           sc.n_subbands, N_TRACES, self._trace_len, chan_seed)
         burst_slots = sc.interference_burst_ms * 1e-3 / sc.slot_duration_s
         self._activity = neighbour_activity_traces(sc.load, burst_slots, N_TRACES, self._trace_len, chan_seed)
@@ -122,9 +120,9 @@ class Simulation:
     def reset(self) -> SlotReport:
         """Start over (same seed: same drop, channel and luck); return slot 0's report."""
         sc, n = self.scenario, self.n_ues
-        for stream in ("_traffic_rng", "_csi_rng", "_decode_rng"):
-            setattr(self, stream, np.random.default_rng(np.random.SeedSequence(self.seed).spawn(5)[
-                ("_drop", "_chan", "_traffic_rng", "_csi_rng", "_decode_rng").index(stream)]))
+        self._traffic_rng = np.random.default_rng(self._streams["traffic"])
+        self._csi_rng = np.random.default_rng(self._streams["csi"])
+        self._decode_rng = np.random.default_rng(self._streams["decode"])
         d, p = sc.k1_slots, sc.harq_processes
         self.slot = 0
         self.known_cqi = np.zeros(n, np.int64)

@@ -1,0 +1,83 @@
+"""Gymnasium environment: link adaptation for many UEs at once, one step per slot.
+
+Observation: float32 [n_ues, OBS_DIM] from the shared `ObservationBuilder` (what the gNB knows).
+Action: one MCS index per UE (MultiDiscrete, 29 values: the widest MCS table; clipped to the
+scenario's table). Only UEs scheduled for a new transmission decide in a slot:
+`info["decide_mask"]` marks whose action the next `step` uses, `info["reward_mask"]` whose action
+this step used. Reward per UE: bits delivered by its first transmission over the TBS at the
+table's top MCS (in [0, 1]); the scalar reward is their mean. Link adaptation is a contextual
+bandit with delayed feedback: the reward is known to the learner at once (the simulator decodes at
+transmission time) while the policy's inputs only learn it K1 slots later, as at a real gNB.
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from ranpd.simulator.engine import FULL_BUFFER_BYTES, Simulation
+from ranpd.simulator.observation import OBS_DIM, ObservationBuilder
+from ranpd.simulator.report import SlotReport
+from ranpd.simulator.scenarios import BUILTIN_SCENARIOS, Scenario, randomized_scenario
+from ranpd.simulator.tables import MAX_SUPPORTED_MCS_ACTIONS
+
+
+class LinkAdaptationEnv(gym.Env):
+    metadata = {"render_modes": []}
+
+    def __init__(self, scenarios: Scenario | list[Scenario] | None = None, n_ues: int = 64,
+                 episode_slots: int = 200, randomize: bool = False):
+        if isinstance(scenarios, Scenario):
+            scenarios = [scenarios]
+        self.scenarios = list(scenarios or BUILTIN_SCENARIOS.values())
+        if not self.scenarios:
+            raise ValueError("need at least one scenario")
+        for sc in self.scenarios:
+            if sc.with_ues(n_ues).n_ues != n_ues:
+                raise ValueError(f"n_ues={n_ues} is not a whole number of cells of {sc.ues_per_cell} "
+                                 f"UEs in scenario {sc.name!r}")
+        if episode_slots < 1:
+            raise ValueError("episode_slots must be >= 1")
+        self.n_ues, self.episode_slots, self.randomize = n_ues, episode_slots, randomize
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(n_ues, OBS_DIM), dtype=np.float32)
+        self.action_space = gym.spaces.MultiDiscrete(np.full(n_ues, MAX_SUPPORTED_MCS_ACTIONS))
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if self.randomize:
+            scenario = randomized_scenario(self.np_random)
+        else:
+            scenario = self.scenarios[self.np_random.integers(len(self.scenarios))]
+        self.sim = Simulation(scenario, seed=int(self.np_random.integers(2 ** 31)), n_ues=self.n_ues)
+        self.builder = ObservationBuilder(self.n_ues, self.sim.mcs_table, self.sim.cqi_table)
+        self._report = self.sim.reset()
+        return self._observe(self._report), self._info(np.zeros(self.n_ues, bool))
+
+    def step(self, action):
+        action = np.asarray(action)
+        if action.shape != (self.n_ues,):
+            raise ValueError(f"action must have shape ({self.n_ues},), got {action.shape}")
+        outcome = self.sim.step(action[self._report.ue])
+        self._report = outcome.report
+        reward_mask = np.zeros(self.n_ues, bool)
+        reward_mask[outcome.ue] = True
+        ue_reward = np.zeros(self.n_ues, np.float32)
+        ue_reward[outcome.ue] = outcome.reward
+        ack = np.zeros(self.n_ues, bool)
+        ack[outcome.ue] = outcome.ack
+        info = self._info(reward_mask)
+        info.update(ue_reward=ue_reward, ack=ack)
+        reward = float(outcome.reward.mean()) if outcome.ue.size else 0.0
+        truncated = self.sim.slot >= self.episode_slots
+        return self._observe(self._report), reward, False, truncated, info
+
+    def _observe(self, report: SlotReport) -> np.ndarray:
+        """Every UE's observation as if it were scheduled now (same inputs a report would carry)."""
+        self.builder.apply_report(report)
+        rows = np.arange(self.n_ues)
+        buffer = np.minimum(self.sim.buffer_bytes, FULL_BUFFER_BYTES).astype(np.int64)
+        return self.builder.observe(rows, report.slot, self.sim.prbs_per_ue, self.sim.scenario.layers, buffer)
+
+    def _info(self, reward_mask: np.ndarray) -> dict:
+        decide = np.zeros(self.n_ues, bool)
+        decide[self._report.ue] = True
+        return {"decide_mask": decide, "reward_mask": reward_mask, "scenario": self.sim.scenario.name}
