@@ -85,7 +85,7 @@ class Simulation:
         doppler_norm = max(doppler_hz(sc.ue_speed_kmh, sc.carrier_ghz) * sc.slot_duration_s, 1e-4)
         self._trace_len = _trace_length(doppler_norm)
         chan_seed = seed % TRACE_POOL
-        self._gains = subband_gain_traces(  # shared, read-onlysc.tdl_profile, sc.delay_spread_ns, doppler_norm, sc.bandwidth_hz,
+        self._gains = subband_gain_traces(sc.tdl_profile, sc.delay_spread_ns, doppler_norm, sc.bandwidth_hz,
                                           sc.n_subbands, N_TRACES, self._trace_len, chan_seed)
         burst_slots = sc.interference_burst_ms * 1e-3 / sc.slot_duration_s
         self._activity = neighbour_activity_traces(sc.load, burst_slots, N_TRACES, self._trace_len, chan_seed)
