@@ -1,0 +1,111 @@
+"""Closed-loop evaluation: every policy on every scenario, on the same seeds (common random numbers).
+
+Policies are described by small picklable specs (`PolicySpec`) and built inside the worker, so the
+grid (baselines x scenarios x seeds) can run on a process pool. Baselines:
+
+- ILLA; OLLA with the textbook 10 % target and 1 dB step;
+- best-tuned OLLA: per scenario, the target/step pair from a small grid with the highest mean UE
+  throughput on a *tuning* seed, then reported on the evaluation seeds (tuning on the reported
+  seeds would flatter the baseline with the noise of those seeds).
+
+Learned policies (teachers and students alike) are ONNX files scored by onnxruntime.
+"""
+from __future__ import annotations
+
+import itertools
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ranpd.simulator.engine import Simulation
+from ranpd.simulator.policies import LinkAdaptationPolicy, ObservationPolicy, make_baseline
+from ranpd.simulator.scenarios import Scenario
+from ranpd.training.config import EvalConfig
+from ranpd.training.export import ort_session
+
+KPI_KEYS = ("throughput_mbps", "cell_throughput_mbps", "spectral_efficiency", "bler_first_tx",
+            "bler_residual", "mean_mcs", "throughput_p5_mbps")
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """`kind` is 'illa', 'olla' (params: target_bler, step_up_db) or 'onnx' (params: path)."""
+
+    name: str
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> LinkAdaptationPolicy:
+        if self.kind == "onnx":
+            return onnx_policy(Path(self.params["path"]), self.name)
+        return make_baseline(self.kind, **self.params)
+
+
+def onnx_policy(path: Path, name: str) -> ObservationPolicy:
+    session = ort_session(path)
+    return ObservationPolicy(lambda obs: session.run(None, {"obs": obs})[0], name=name)
+
+
+def olla_spec(target: float = 0.1, step_db: float = 1.0, name: str | None = None) -> PolicySpec:
+    return PolicySpec(name or f"olla-{target:g}-{step_db:g}dB", "olla",
+                      {"target_bler": target, "step_up_db": step_db})
+
+
+BASELINES = (PolicySpec("illa", "illa"), olla_spec(0.1, 1.0, name="olla"))
+
+
+def _run(job: tuple[Scenario, PolicySpec, int, EvalConfig]) -> dict[str, Any]:
+    """One closed-loop run: the KPIs of `engine.run_policy` plus the per-UE throughputs (for CDFs),
+    which `run_policy` does not return, hence the loop spelled out here."""
+    scenario, spec, seed, cfg = job
+    sim = Simulation(scenario, seed=seed, n_ues=cfg.n_ues)
+    policy = spec.build()
+    policy.reset(sim.n_ues, sim.mcs_table, sim.cqi_table)
+    report = sim.reset()
+    for _ in range(cfg.slots):
+        report = sim.step(policy.decide(report)).report
+    return {**sim.kpis(), "policy": policy.name, "ue_throughput_mbps": sim.ue_throughput_mbps()}
+
+
+def run_jobs(jobs: list[tuple[Scenario, PolicySpec, int, EvalConfig]], workers: int, desc: str) -> list[dict]:
+    """Run closed-loop simulations, in order, on `workers` processes (1: in this process)."""
+    if workers <= 1:
+        return [_run(job) for job in tqdm(jobs, desc=desc, leave=False)]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(tqdm(pool.map(_run, jobs), total=len(jobs), desc=desc, leave=False))
+
+
+def mean_kpis(runs: list[dict]) -> dict[str, Any]:
+    """KPIs averaged over seeds, plus every UE's throughput pooled over seeds (for CDFs)."""
+    return {**{key: float(np.mean([r[key] for r in runs])) for key in KPI_KEYS},
+            "ue_throughput_mbps": np.concatenate([r["ue_throughput_mbps"] for r in runs]).tolist()}
+
+
+def tune_olla(scenarios: list[Scenario], cfg: EvalConfig, workers: int = 1) -> dict[str, PolicySpec]:
+    """Per scenario, the OLLA target/step with the best mean UE throughput on the tuning seed."""
+    grid = [olla_spec(t, s) for t, s in itertools.product(cfg.olla_targets, cfg.olla_steps_db)]
+    jobs = [(sc, spec, cfg.olla_tune_seed, cfg) for sc in scenarios for spec in grid]
+    results = run_jobs(jobs, workers, "tune OLLA")
+    best = {}
+    for i, sc in enumerate(scenarios):
+        scores = [r["throughput_mbps"] for r in results[i * len(grid):(i + 1) * len(grid)]]
+        winner = grid[int(np.argmax(scores))]
+        best[sc.name] = PolicySpec("olla-best", "olla", winner.params)
+    return best
+
+
+def evaluate(scenarios: list[Scenario], policies: dict[str, list[PolicySpec]], cfg: EvalConfig,
+             workers: int = 1) -> dict[str, dict[str, dict[str, float]]]:
+    """KPIs[scenario][policy], each averaged over `cfg.seeds`. `policies[scenario]` lists what runs there."""
+    jobs = [(sc, spec, seed, cfg) for sc in scenarios for spec in policies[sc.name] for seed in cfg.seeds]
+    results = iter(run_jobs(jobs, workers, "evaluate"))
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for sc in scenarios:
+        table[sc.name] = {}
+        for spec in policies[sc.name]:
+            table[sc.name][spec.name] = mean_kpis([next(results) for _ in cfg.seeds])
+    return table
