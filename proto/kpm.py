@@ -1,0 +1,71 @@
+"""RANPD-E2SM-KPM codec: periodic cell and UE measurements (names of 3GPP TS 28.552 §5.1.1).
+
+The node fills `encode_report` with the values it measured over one granularity period; the
+xApp decodes with `decode_report`, which rejects unknown names, NaN/infinite or negative values.
+"""
+from __future__ import annotations
+
+import math
+
+from google.protobuf.message import DecodeError
+
+from ranpd.proto import e2ap_pb2, e2sm_kpm_pb2
+from ranpd.proto.framing import CodecError
+
+KPM_RAN_FUNCTION = e2ap_pb2.RanFunction(id=1, revision=1, name="ORAN-E2SM-KPM", oid="ranpd.e2sm.kpm.1")
+
+# name -> (unit, description); distributions have one value per bin.
+MEASUREMENTS = {
+    "DRB.UEThpDl": ("kbit/s", "DL UE throughput"),
+    "TB.TotNbrDl": ("count", "DL transport blocks, all transmissions"),
+    "TB.TotNbrDlInitial": ("count", "DL transport blocks, initial transmissions"),
+    "TB.IntialErrNbrDl": ("count", "erroneous initial DL transport blocks (spec's spelling)"),
+    "TB.ResidualErrNbrDl": ("count", "DL transport blocks in error after the last HARQ attempt"),
+    "RRU.PrbUsedDl": ("count", "DL PRBs used"),
+    "CARR.WBCQIDist": ("count per bin", "wideband CQI distribution, bins CQI 0..15"),
+    "CARR.PDSCHMCSDist": ("count per bin", "PDSCH MCS distribution, bins MCS 0..31"),
+}
+
+Records = dict[str, list[float]]
+
+
+def _records(values: Records) -> list[e2sm_kpm_pb2.MeasurementRecord]:
+    return [e2sm_kpm_pb2.MeasurementRecord(name=name, values=list(v)) for name, v in values.items()]
+
+
+def encode_report(cell: Records, ues: dict[int, Records], *, sender_name: str,
+                  granularity_period_ms: int, collection_start_ns: int) -> tuple[bytes, bytes]:
+    """(header, message) bytes of one KPM REPORT indication; a scalar is a one-value list."""
+    header = e2sm_kpm_pb2.KpmIndicationHeader(
+        collection_start_ns=collection_start_ns, granularity_period_ms=granularity_period_ms,
+        sender_name=sender_name)
+    message = e2sm_kpm_pb2.KpmIndicationMessage(
+        cell=_records(cell),
+        ues=[e2sm_kpm_pb2.UeMeasurements(ue_id=ue, records=_records(r)) for ue, r in ues.items()])
+    return header.SerializeToString(), message.SerializeToString()
+
+
+def _decode_records(records, where: str) -> Records:
+    out: Records = {}
+    for record in records:
+        if record.name not in MEASUREMENTS:
+            raise CodecError(e2ap_pb2.CAUSE_INVALID_FIELD, f"{where}: unknown measurement {record.name!r}")
+        values = list(record.values)
+        if not all(math.isfinite(v) and v >= 0.0 for v in values):
+            raise CodecError(e2ap_pb2.CAUSE_INVALID_FIELD,
+                             f"{where}: {record.name} has a NaN, infinite or negative value: {values[:8]}")
+        out[record.name] = values
+    return out
+
+
+def decode_report(header: bytes, message: bytes) -> tuple[e2sm_kpm_pb2.KpmIndicationHeader, Records,
+                                                         dict[int, Records]]:
+    """Parse and validate a KPM REPORT: (header, cell records, UE id -> records)."""
+    try:
+        head = e2sm_kpm_pb2.KpmIndicationHeader.FromString(header)
+        msg = e2sm_kpm_pb2.KpmIndicationMessage.FromString(message)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise CodecError(e2ap_pb2.CAUSE_MALFORMED_MESSAGE, f"KPM indication does not parse: {exc}") from exc
+    cell = _decode_records(msg.cell, "cell")
+    ues = {ue.ue_id: _decode_records(ue.records, f"UE {ue.ue_id}") for ue in msg.ues}
+    return head, cell, ues

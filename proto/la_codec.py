@@ -1,0 +1,145 @@
+"""RANPD-E2SM-LA codec: slot reports <-> RIC Indication, MCS decisions <-> RIC Control.
+
+Both ends use it, so what the xApp rebuilds is exactly what the node encoded. It depends on no
+other ranpd package: `encode_indication` reads any object with the attribute names of
+`ranpd.simulator.report.SlotReport`, and `decode_indication` returns a dict whose keys are
+SlotReport's field names (`SlotReport(**fields)` rebuilds the report; the xApp does this).
+
+Decoding validates every field (ranges from TS 38.214 / 38.213) and raises `CodecError` with the
+E2AP-style cause, so the receiver can answer with an ErrorIndication or RICControlFailure.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from ranpd.proto import e2ap_pb2, e2sm_la_pb2
+from ranpd.proto.framing import CodecError, wrap
+
+LA_RAN_FUNCTION = e2ap_pb2.RanFunction(id=2, revision=1, name="RANPD-E2SM-LA", oid="ranpd.e2sm.la.1")
+
+# Inclusive ranges of the indication's columns (TS 38.214 §5.1.3.1 MCS tables and 5.2.2.1 CQI
+# tables, 38.213 §9 HARQ processes, 38.214 §5.1.2.2 PRB allocation, up to 8 layers).
+MAX_CQI = 15
+MAX_MCS_INDEX = 31           # 29..31 (table 1) / 28..31 (table 2) appear on retransmissions
+MAX_HARQ_PROCESS = 15
+MAX_HARQ_TX = 8
+MAX_PRBS = 275
+MAX_LAYERS = 8
+MCS_TABLES = (1, 2)
+CQI_TABLES = (1, 2)
+
+
+@dataclass
+class ControlDecision:
+    """What one RIC Control of the LA model says: the MCS of each UE for one slot."""
+
+    slot: int
+    indication_sequence_number: int
+    ue: np.ndarray
+    mcs: np.ndarray
+
+
+def encode_indication(report, *, deadline_ns: int, timestamp_ns: int | None = None) -> tuple[bytes, bytes]:
+    """(header, message) bytes of the LA indication for one SlotReport-like `report`."""
+    slot = int(report.slot)
+    header = e2sm_la_pb2.LaIndicationHeader(
+        slot=slot, timestamp_ns=time.monotonic_ns() if timestamp_ns is None else timestamp_ns,
+        deadline_ns=deadline_ns, mcs_table=int(report.mcs_table), cqi_table=int(report.cqi_table))
+    message = e2sm_la_pb2.LaIndicationMessage(
+        cqi_ue=report.cqi_ue.tolist(), cqi_value=report.cqi_value.tolist(),
+        cqi_age_slots=(slot - np.asarray(report.cqi_slot)).tolist(),
+        harq_ue=report.harq_ue.tolist(), harq_ack=report.harq_ack.tolist(),
+        harq_mcs=report.harq_mcs.tolist(), harq_tbs=report.harq_tbs.tolist(),
+        harq_tx=report.harq_tx.tolist(), harq_process=report.harq_process.tolist(),
+        ue=report.ue.tolist(), prbs=report.prbs.tolist(), layers=report.layers.tolist(),
+        buffer_bytes=report.buffer_bytes.tolist())
+    return header.SerializeToString(), message.SerializeToString()
+
+
+def indication_envelope(report, *, request_id: e2ap_pb2.RicRequestId, sequence_number: int,
+                        deadline_ns: int, timestamp_ns: int | None = None, action_id: int = 1,
+                        ran_function_id: int = LA_RAN_FUNCTION.id) -> e2ap_pb2.Envelope:
+    """The whole framed-ready INSERT indication for one slot (call process id = sequence no.)."""
+    header, message = encode_indication(report, deadline_ns=deadline_ns, timestamp_ns=timestamp_ns)
+    return wrap(e2ap_pb2.RICIndication(
+        request_id=request_id, ran_function_id=ran_function_id, action_id=action_id,
+        sequence_number=sequence_number, type=e2ap_pb2.INDICATION_TYPE_INSERT,
+        header=header, message=message, call_process_id=sequence_number.to_bytes(8, "big")))
+
+
+def _parse(cls, data: bytes, what: str):
+    try:
+        return cls.FromString(data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise CodecError(e2ap_pb2.CAUSE_MALFORMED_MESSAGE, f"{what} does not parse: {exc}") from exc
+
+
+def _column(values, dtype=np.int64) -> np.ndarray:
+    return np.fromiter(values, dtype, len(values))
+
+
+def _invalid(text: str) -> CodecError:
+    return CodecError(e2ap_pb2.CAUSE_INVALID_FIELD, text)
+
+
+def _check_section(name: str, columns: dict[str, np.ndarray], limits: dict[str, tuple[int, int]]) -> None:
+    """Columns of one section have one length, values within `limits`, no UE listed twice."""
+    ue = next(iter(columns.values()))
+    n = ue.size
+    if any(col.size != n for col in columns.values()):
+        raise _invalid(f"{name} columns differ in length: { {k: c.size for k, c in columns.items()} }")
+    if n == 0:
+        return
+    for key, (low, high) in limits.items():
+        col = columns[key]
+        if col.min() < low or col.max() > high:
+            bad = col[(col < low) | (col > high)][:4].tolist()
+            raise _invalid(f"{key} out of range [{low}, {high}]: {bad}")
+    if len(set(ue.tolist())) != n:
+        raise _invalid(f"{name} lists a UE more than once")
+
+
+def decode_indication(header: bytes, message: bytes) -> tuple[e2sm_la_pb2.LaIndicationHeader, dict]:
+    """Parse and validate an LA indication: (header, SlotReport fields as numpy arrays)."""
+    head = _parse(e2sm_la_pb2.LaIndicationHeader, header, "LA indication header")
+    msg = _parse(e2sm_la_pb2.LaIndicationMessage, message, "LA indication message")
+    if head.mcs_table not in MCS_TABLES or head.cqi_table not in CQI_TABLES:
+        raise _invalid(f"mcs_table {head.mcs_table} / cqi_table {head.cqi_table}: "
+                       f"supported are {MCS_TABLES} / {CQI_TABLES}")
+    slot = head.slot
+    cqi = {"cqi_ue": _column(msg.cqi_ue), "cqi_value": _column(msg.cqi_value),
+           "cqi_age": _column(msg.cqi_age_slots)}
+    _check_section("CQI", cqi, {"cqi_value": (0, MAX_CQI)})
+    harq = {"harq_ue": _column(msg.harq_ue), "harq_ack": _column(msg.harq_ack, bool),
+            "harq_mcs": _column(msg.harq_mcs), "harq_tbs": _column(msg.harq_tbs),
+            "harq_tx": _column(msg.harq_tx), "harq_process": _column(msg.harq_process)}
+    _check_section("HARQ", harq, {"harq_mcs": (0, MAX_MCS_INDEX), "harq_tx": (1, MAX_HARQ_TX),
+                                  "harq_process": (0, MAX_HARQ_PROCESS)})
+    decide = {"ue": _column(msg.ue), "prbs": _column(msg.prbs), "layers": _column(msg.layers),
+              "buffer_bytes": _column(msg.buffer_bytes)}
+    _check_section("decision", decide, {"prbs": (1, MAX_PRBS), "layers": (1, MAX_LAYERS)})
+    fields = {"slot": slot, "mcs_table": head.mcs_table, "cqi_table": head.cqi_table,
+              "cqi_ue": cqi["cqi_ue"], "cqi_value": cqi["cqi_value"],
+              "cqi_slot": slot - cqi.pop("cqi_age"), **harq, **decide}
+    return head, fields
+
+
+def encode_control(slot: int, indication_sequence_number: int, ue, mcs) -> tuple[bytes, bytes]:
+    """(header, message) bytes of the LA control: MCS per UE for `slot`."""
+    header = e2sm_la_pb2.LaControlHeader(slot=slot, indication_sequence_number=indication_sequence_number)
+    message = e2sm_la_pb2.LaControlMessage(ue=np.asarray(ue).tolist(), mcs=np.asarray(mcs).tolist())
+    return header.SerializeToString(), message.SerializeToString()
+
+
+def decode_control(control: e2ap_pb2.RICControlRequest) -> ControlDecision:
+    """Parse the LA payload of a RIC Control (raises CodecError on a malformed one)."""
+    head = _parse(e2sm_la_pb2.LaControlHeader, control.header, "LA control header")
+    msg = _parse(e2sm_la_pb2.LaControlMessage, control.message, "LA control message")
+    ue, mcs = _column(msg.ue), _column(msg.mcs)
+    if ue.size != mcs.size:
+        raise _invalid(f"control has {ue.size} UEs but {mcs.size} MCS values")
+    return ControlDecision(head.slot, head.indication_sequence_number, ue, mcs)
