@@ -72,8 +72,12 @@ def waterfall_width_db(code_block_bits) -> np.ndarray:
 
 
 def mcs_sinr_threshold_db(table: McsTable) -> np.ndarray:
-    """10%-BLER SINR of each MCS of a table (long code blocks); rises with MCS."""
-    return bler10_sinr_db(table.efficiency)
+    """10%-BLER SINR of each MCS of a table (long code blocks), non-decreasing with MCS.
+
+    Table 1's MCS 17 (64QAM) has a hair less efficiency than MCS 16 (16QAM); a higher modulation
+    order never needs less SINR in link-level curves, so it takes its predecessor's threshold.
+    """
+    return np.maximum.accumulate(bler10_sinr_db(table.efficiency))
 
 
 def cqi_sinr_estimate_db(cqi_table: int) -> np.ndarray:
