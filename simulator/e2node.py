@@ -1,0 +1,351 @@
+"""The simulator as an E2 node: the gNB side of the link-adaptation loop with an xApp.
+
+Each slot the node sends the simulation's `SlotReport` as one RANPD-E2SM-LA INSERT indication
+(O-RAN E2AP §8.2.3 RIC Indication) and waits, up to the decision deadline, for the RIC Control
+(§8.2.4) carrying the MCS of every UE scheduled for a new transmission. A UE gets the xApp's MCS
+when the control arrives in time and is for this slot; otherwise it gets the node's own OLLA
+decision. OLLA sees every report's CSI and HARQ events every slot, so it is always ready to take
+over. When the xApp goes away the node runs on OLLA and reconnects with exponential backoff
+(E2 Setup §8.3.1, then RIC Subscription §8.2.1 again): no UE-slot ever goes without an MCS.
+
+The simulator runs faster or slower than real time, so the deadline is a per-slot round-trip
+budget on the wall clock, measured from sending the indication (default: one slot of the
+scenario's numerology, TS 38.211 §4.3.2).
+
+Transport: one blocking TCP socket (TCP_NODELAY) with the stream framing of `ranpd.proto.framing`;
+a per-slot request/response loop needs no event loop.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import click
+import numpy as np
+
+from ranpd.proto import e2ap_pb2, la_codec
+from ranpd.proto.framing import FrameDecoder, FrameError, encode_frame, message_type, wrap
+from ranpd.simulator.engine import Simulation
+from ranpd.simulator.policies import Olla
+from ranpd.simulator.report import SlotReport
+from ranpd.simulator.scenarios import Scenario
+from ranpd.simulator.tables import MCS_TABLES
+
+LA_ACTION_ID = 1
+REQUEST_ID = e2ap_pb2.RicRequestId(requestor_id=1, instance_id=1)
+
+
+class E2LinkError(ConnectionError):
+    """The E2 connection is unusable (closed, reset, out of sync, or refused by the xApp)."""
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """`HOST:PORT` (IPv6 as `[::1]:PORT`) -> (host, port)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+class E2Link:
+    """One E2 connection to the xApp over a blocking socket: setup, subscription, frames.
+
+    Every failure surfaces as `E2LinkError`; the caller drops the link and reconnects later.
+    """
+
+    def __init__(self, host: str, port: int, node_id: str, timeout_s: float = 2.0):
+        self.node_id, self.timeout_s = node_id, timeout_s
+        self._decoder = FrameDecoder()
+        self._inbox: list = []
+        self._transactions = itertools.count(1)
+        try:
+            self._sock = socket.create_connection((host, port), timeout=timeout_s)
+        except OSError as exc:
+            raise E2LinkError(f"cannot connect to the xApp at {host}:{port}: {exc}") from exc
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+
+    def _request(self, message, response_type: str):
+        """Send one E2AP request and wait for the response that echoes its transaction id."""
+        transaction = next(self._transactions)
+        self.send(wrap(message, transaction_id=transaction))
+        deadline = time.monotonic_ns() + int(self.timeout_s * 1e9)
+        while (envelope := self.receive(deadline)) is not None:
+            kind = message_type(envelope)
+            if kind == response_type and envelope.transaction_id == transaction:
+                return getattr(envelope, kind)
+            if kind == "error_indication":
+                raise E2LinkError(f"xApp refused {message.DESCRIPTOR.name}: "
+                                  f"{e2ap_pb2.Cause.Name(envelope.error_indication.cause)} "
+                                  f"{envelope.error_indication.text}")
+        raise E2LinkError(f"no {response_type} within {self.timeout_s} s")
+
+    def _setup(self) -> None:
+        """E2 Setup (E2AP §8.3.1), then subscribe to per-slot LA inserts (§8.2.1)."""
+        setup = self._request(e2ap_pb2.E2SetupRequest(global_e2_node_id=self.node_id,
+                                                      ran_functions=[la_codec.LA_RAN_FUNCTION]),
+                              "e2_setup_response")
+        if la_codec.LA_RAN_FUNCTION.id not in setup.accepted_ran_function_ids:
+            raise E2LinkError(f"xApp did not accept RAN function {la_codec.LA_RAN_FUNCTION.name}")
+        subscription = self._request(e2ap_pb2.RICSubscriptionRequest(
+            request_id=REQUEST_ID, ran_function_id=la_codec.LA_RAN_FUNCTION.id,
+            event_trigger=e2ap_pb2.EventTrigger(per_slot_insert=True),
+            actions=[e2ap_pb2.RicAction(action_id=LA_ACTION_ID, type=e2ap_pb2.ACTION_TYPE_INSERT)]),
+            "ric_subscription_response")
+        if LA_ACTION_ID not in subscription.admitted_action_ids:
+            raise E2LinkError(f"xApp did not admit the INSERT action: {subscription.not_admitted}")
+
+    def send(self, envelope: e2ap_pb2.Envelope) -> None:
+        try:
+            self._sock.sendall(encode_frame(envelope))
+        except OSError as exc:
+            raise E2LinkError(f"send failed: {exc}") from exc
+
+    def receive(self, deadline_ns: int) -> e2ap_pb2.Envelope | None:
+        """The next envelope, or None once `deadline_ns` (monotonic clock) has passed."""
+        while not self._inbox:
+            remaining = deadline_ns - time.monotonic_ns()
+            if remaining <= 0:
+                return None
+            self._sock.settimeout(remaining / 1e9)
+            try:
+                data = self._sock.recv(65536)
+            except TimeoutError:
+                return None
+            except OSError as exc:
+                raise E2LinkError(f"receive failed: {exc}") from exc
+            if not data:
+                raise E2LinkError("the xApp closed the connection")
+            try:
+                self._inbox = [e for e in self._decoder.feed(data) if not isinstance(e, FrameError)]
+            except FrameError as exc:       # fatal: the stream is out of sync
+                raise E2LinkError(exc.text) from exc
+        return self._inbox.pop(0)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+@dataclass
+class LoopStats:
+    """Counters of the node's decision loop (UE-slots unless said otherwise)."""
+
+    scheduled: int = 0           # UE-slots that needed an MCS
+    xapp_decisions: int = 0      # ... that got the xApp's MCS in time
+    fallbacks: int = 0           # ... that got OLLA's (late, missing, stale, failure or no link)
+    late_controls: int = 0       # controls that arrived after their slot's deadline (dropped)
+    error_indications: int = 0
+    reconnects: int = 0          # links re-established after a loss
+    connect_failures: int = 0
+    rtt_ns: list[int] = field(default_factory=list)    # indication sent -> control received
+
+    def summary(self, deadline_us: float) -> dict:
+        rtt = np.asarray(self.rtt_ns, np.float64) / 1e3
+        percentile = (lambda q: float(np.percentile(rtt, q))) if rtt.size else (lambda q: None)
+        return {
+            "decisions": self.xapp_decisions + self.fallbacks,
+            "scheduled": self.scheduled,
+            "xapp_decisions": self.xapp_decisions,
+            "fallbacks": self.fallbacks,
+            "fallback_rate": self.fallbacks / max(self.scheduled, 1),
+            "rtt_p50_us": percentile(50),
+            "rtt_p99_us": percentile(99),
+            "rtt_samples": int(rtt.size),
+            "deadline_us": deadline_us,
+            "late_controls": self.late_controls,
+            "error_indications": self.error_indications,
+            "reconnects": self.reconnects,
+        }
+
+
+class E2Node:
+    """A simulated gNB that asks an xApp for its MCS decisions and falls back to OLLA.
+
+    `run(slots)` returns the KPIs of `Simulation.kpis()` plus the loop's `LoopStats.summary`.
+    """
+
+    def __init__(self, scenario: Scenario, xapp: tuple[str, int], seed: int = 0, n_ues: int | None = None,
+                 deadline_us: float | None = None, backoff_s: tuple[float, float] = (0.01, 1.0),
+                 realtime: bool = False, connect_timeout_s: float = 2.0):
+        self.scenario, self.seed, self.n_ues = scenario, seed, n_ues
+        self.host, self.port = xapp
+        self.deadline_us = scenario.slot_duration_s * 1e6 if deadline_us is None else float(deadline_us)
+        if self.deadline_us <= 0:
+            raise ValueError(f"deadline must be positive, got {self.deadline_us} us")
+        self.backoff_initial_s, self.backoff_max_s = backoff_s
+        self.realtime, self.connect_timeout_s = realtime, connect_timeout_s
+        self.node_id = f"ranpd-gnb-{scenario.name}-seed{seed}"
+        self.stats = LoopStats()
+        self._link: E2Link | None = None
+        self._ever_connected = False
+        self._backoff_s = self.backoff_initial_s
+        self._next_attempt = 0.0
+        self._sequence = itertools.count(1)
+
+    # ------------------------------------------------------------------ connection
+    def _ensure_link(self) -> E2Link | None:
+        """The live link, or a new one when the backoff allows an attempt; None while down."""
+        if self._link is not None or time.monotonic() < self._next_attempt:
+            return self._link
+        try:
+            self._link = E2Link(self.host, self.port, self.node_id, self.connect_timeout_s)
+        except E2LinkError:
+            self.stats.connect_failures += 1
+            self._next_attempt = time.monotonic() + self._backoff_s
+            self._backoff_s = min(2 * self._backoff_s, self.backoff_max_s)
+            return None
+        self.stats.reconnects += self._ever_connected
+        self._ever_connected = True
+        self._backoff_s = self.backoff_initial_s
+        return self._link
+
+    def _drop_link(self) -> None:
+        self._link.close()
+        self._link = None
+        self._next_attempt = time.monotonic() + self._backoff_s
+
+    # ------------------------------------------------------------------ one slot
+    def _ask_xapp(self, link: E2Link, report: SlotReport) -> np.ndarray | None:
+        """Send the slot's indication; return the xApp's MCS per `report.ue` (-1 = none in time)."""
+        if report.n_decisions == 0 and report.cqi_ue.size == 0 and report.harq_ue.size == 0:
+            return None
+        sequence = next(self._sequence)
+        sent = time.monotonic_ns()
+        deadline = sent + int(self.deadline_us * 1e3)
+        link.send(la_codec.indication_envelope(report, request_id=REQUEST_ID, sequence_number=sequence,
+                                               deadline_ns=deadline, timestamp_ns=sent,
+                                               action_id=LA_ACTION_ID))
+        if report.n_decisions == 0:
+            return None
+        while (envelope := link.receive(deadline)) is not None:
+            kind = message_type(envelope)
+            if kind == "ric_control_request":
+                try:
+                    control = la_codec.decode_control(envelope.ric_control_request)
+                except la_codec.CodecError:
+                    continue
+                if control.indication_sequence_number == sequence and control.slot == report.slot:
+                    self.stats.rtt_ns.append(time.monotonic_ns() - sent)
+                    return self._align(report, control)
+                if control.ue.size:       # an answer to an earlier slot that came too late
+                    self._report_late(link, envelope.ric_control_request)
+            elif kind == "error_indication":
+                self.stats.error_indications += 1
+                if envelope.error_indication.sequence_number == sequence:
+                    return None
+        return None
+
+    def _align(self, report: SlotReport, control: la_codec.ControlDecision) -> np.ndarray:
+        """The control's MCS per `report.ue`; -1 where it has none or an invalid one."""
+        max_mcs = MCS_TABLES[report.mcs_table].size - 1
+        if np.array_equal(control.ue, report.ue):
+            mcs = control.mcs.copy()
+        else:
+            by_ue = dict(zip(control.ue.tolist(), control.mcs.tolist()))
+            mcs = np.array([by_ue.get(u, -1) for u in report.ue.tolist()], np.int64)
+        mcs[mcs > max_mcs] = -1
+        return mcs
+
+    def _report_late(self, link: E2Link, control: e2ap_pb2.RICControlRequest) -> None:
+        """Tell the xApp a control was dropped (E2AP RIC Control Failure, cause: too late)."""
+        self.stats.late_controls += 1
+        link.send(wrap(e2ap_pb2.RICControlFailure(
+            request_id=control.request_id, ran_function_id=control.ran_function_id,
+            call_process_id=control.call_process_id, cause=e2ap_pb2.CAUSE_CONTROL_TOO_LATE,
+            text="control arrived after the slot's deadline; the node used OLLA")))
+
+    def decide(self, report: SlotReport, olla: Olla) -> np.ndarray:
+        """The MCS of every UE of `report`: the xApp's where in time, OLLA's elsewhere."""
+        fallback = olla.decide(report)          # OLLA sees every report, always ready
+        link = self._ensure_link()
+        xapp_mcs = None
+        if link is not None:
+            try:
+                xapp_mcs = self._ask_xapp(link, report)
+            except E2LinkError:
+                self._drop_link()
+        n = report.n_decisions
+        self.stats.scheduled += n
+        if xapp_mcs is None:
+            self.stats.fallbacks += n
+            return fallback
+        from_xapp = xapp_mcs >= 0
+        self.stats.xapp_decisions += int(from_xapp.sum())
+        self.stats.fallbacks += int(n - from_xapp.sum())
+        return np.where(from_xapp, xapp_mcs, fallback)
+
+    # ------------------------------------------------------------------ the run
+    def run(self, slots: int, on_slot: Callable[[int], None] | None = None) -> dict:
+        """Simulate `slots` slots in the loop with the xApp; `on_slot(i)` runs before slot i."""
+        if slots < 1:
+            raise ValueError(f"slots must be >= 1, got {slots}")
+        sim = Simulation(self.scenario, seed=self.seed, n_ues=self.n_ues)
+        olla = Olla()
+        olla.reset(sim.n_ues, sim.mcs_table, sim.cqi_table)
+        report = sim.reset()
+        start = time.monotonic()
+        try:
+            for i in range(slots):
+                if on_slot is not None:
+                    on_slot(i)
+                if self.realtime and (wait := start + i * sim.slot_duration_s - time.monotonic()) > 0:
+                    time.sleep(wait)
+                report = sim.step(self.decide(report, olla)).report
+        finally:
+            if self._link is not None:
+                self._link.close()
+                self._link = None
+        return {**sim.kpis(), "policy": "xapp", **self.stats.summary(self.deadline_us)}
+
+
+@click.command("e2node")
+@click.option("--xapp", "address", required=True, metavar="HOST:PORT", help="The xApp's E2 address.")
+@click.option("--scenario", "-s", default="uma-mid-vehicular", show_default=True,
+              help="Built-in scenario name (see `ranpd scenarios`) or a YAML/JSON scenario file.")
+@click.option("--slots", type=click.IntRange(min=1), default=2000, show_default=True, help="Slots to simulate.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed (reproduces the channel bit for bit).")
+@click.option("--ues", type=click.IntRange(min=1), default=None, help="UEs (default: the scenario's).")
+@click.option("--deadline-us", type=click.FloatRange(min=1.0), default=None,
+              help="Per-slot round-trip budget on the wall clock (default: one slot of the scenario).")
+@click.option("--realtime", is_flag=True, help="Pace slots at the scenario's slot duration, as a gNB does.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of KPIs and loop statistics.")
+def e2node_command(address, scenario, slots, seed, ues, deadline_us, realtime, as_json) -> None:
+    """Run the simulator as an E2 node against an xApp.
+
+    Each slot it sends an E2 indication, applies the xApp's MCS when the control arrives before
+    the deadline, and its own OLLA otherwise; it reconnects with backoff when the xApp goes away.
+    Prints the KPIs of `ranpd simulate` plus rtt_p50_us, rtt_p99_us, fallback_rate, reconnects.
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from ranpd.simulator.cli import kpi_table, load_scenario_or_fail
+
+    try:
+        host, port = parse_address(address)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--xapp") from exc
+    sc = load_scenario_or_fail(scenario)
+    node = E2Node(sc, (host, port), seed=seed, n_ues=ues, deadline_us=deadline_us, realtime=realtime)
+    if as_json:
+        click.echo(json.dumps(node.run(slots)))
+        return
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"{sc.name} via {address}", total=slots)
+        kpis = node.run(slots, on_slot=lambda i: progress.update(task, completed=i))
+    console = Console()
+    console.print(kpi_table(f"{sc.name}: {kpis['ues']} UEs, {slots} slots, seed {seed}, xApp {address}",
+                            {"xApp + OLLA fallback": kpis}))
+    rtt = (f"{kpis['rtt_p50_us']:.0f} / {kpis['rtt_p99_us']:.0f} us" if kpis["rtt_samples"] else "n/a")
+    console.print(f"decisions {kpis['decisions']}  from xApp {kpis['xapp_decisions']}  "
+                  f"fallback rate {kpis['fallback_rate']:.3%}  RTT p50/p99 {rtt} "
+                  f"(deadline {kpis['deadline_us']:.0f} us)  late {kpis['late_controls']}  "
+                  f"reconnects {kpis['reconnects']}")
