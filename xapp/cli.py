@@ -1,0 +1,51 @@
+"""`ranpd xapp`: the E2 stream server and the REST API in one process and one event loop."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import click
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="ONNX student with its card beside it (X.onnx + X.card.json). "
+                   "Default: RANPD_XAPP_MODEL_PATH, else the shipped student.")
+@click.option("--e2-port", type=int, help="E2 stream port (default from config-file.json: 36421).")
+@click.option("--http-port", type=int, help="REST port (default from config-file.json: 8080).")
+@click.option("--host", help="Address to bind (default 127.0.0.1; 0.0.0.0 in a container).")
+def xapp(model_path: Path | None, e2_port: int | None, http_port: int | None, host: str | None) -> None:
+    """Start the link-adaptation xApp.
+
+    E2 nodes connect to the E2 port (frames: 4-byte big-endian length + ranpd.e2.Envelope),
+    set up, subscribe to RAN function 2 (per-slot INSERT) and get one RIC Control with the MCS
+    of every scheduled UE per indication. REST under /ric/v1: health/alive, health/ready,
+    config, metrics, model (GET card; PUT upload with the admin bearer token), decide; the
+    OpenAPI document is at /openapi.json. Every setting can also come from RANPD_XAPP_* variables.
+    """
+    from ranpd.xapp.config import XappSettings
+    from ranpd.xapp.model import ModelError
+    from ranpd.xapp.server import serve_xapp
+    from ranpd.xapp.service import load_configured_model
+
+    overrides = {k: v for k, v in dict(model_path=model_path, e2_port=e2_port, http_port=http_port,
+                                       host=host).items() if v is not None}
+    settings = XappSettings(**overrides)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        model = load_configured_model(settings)
+    except ModelError as exc:
+        raise click.ClickException(f"cannot serve model: {exc}") from exc
+
+    async def main() -> None:
+        async with serve_xapp(settings, model) as running:
+            click.echo(f"xApp ready: E2 {settings.host}:{running.e2_port}, "
+                       f"REST http://{settings.host}:{running.http_port}/ric/v1 (Ctrl-C stops)", err=True)
+            await running.stopped()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass

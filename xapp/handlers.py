@@ -1,0 +1,210 @@
+"""One E2 connection (one E2 node): a handler per E2AP message type, as O-RAN SC xApps do.
+
+`E2Session.handle(envelope, received_ns)` returns the frames to send back. A handler never lets
+an exception escape for bad input: it answers ErrorIndication (or the failure field of the
+procedure's response) with a cause, and the connection keeps serving.
+
+Procedures (O-RAN.WG3.E2AP §8): E2 Setup, RIC Subscription, RIC Subscription Delete, RIC
+Indication (INSERT for link adaptation -> RIC Control Request; REPORT for KPM -> metrics), RIC
+Control Acknowledge / Failure (the node's verdict on a control), Error Indication, Reset.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from ranpd.proto import e2ap_pb2 as e2
+from ranpd.proto import kpm, la_codec
+from ranpd.proto.framing import PROTOCOL_VERSION, CodecError, encode_frame, message_type, wrap
+from ranpd.xapp.metrics import cause_name
+from ranpd.xapp.service import XappService
+from ranpd.xapp.state import UeStateStore
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_FUNCTIONS = {la_codec.LA_RAN_FUNCTION.id: la_codec.LA_RAN_FUNCTION,
+                       kpm.KPM_RAN_FUNCTION.id: kpm.KPM_RAN_FUNCTION}
+# The action type each service model supports, and its event trigger.
+SUPPORTED_ACTIONS = {la_codec.LA_RAN_FUNCTION.id: (e2.ACTION_TYPE_INSERT, "per_slot_insert"),
+                     kpm.KPM_RAN_FUNCTION.id: (e2.ACTION_TYPE_REPORT, "report_period_ms")}
+IDLE_SWEEP_EVERY = 1024      # indications between sweeps for idle UEs
+
+
+def _key(request_id: e2.RicRequestId) -> tuple[int, int]:
+    return request_id.requestor_id, request_id.instance_id
+
+
+class E2Session:
+    def __init__(self, service: XappService, peer: str = "?"):
+        self.service, self.metrics, self.peer = service, service.metrics, peer
+        self.node_id: str | None = None
+        self.ran_functions: set[int] = set()
+        self.subscriptions: dict[tuple[int, int], int] = {}     # request id -> RAN function id
+        self.store: UeStateStore | None = None
+        self.transport = None                                   # set by the server
+        self._indications = 0
+        self._handlers: dict[str, Callable] = {
+            "e2_setup_request": self.on_setup,
+            "ric_subscription_request": self.on_subscription,
+            "ric_subscription_delete_request": self.on_subscription_delete,
+            "ric_indication": self.on_indication,
+            "ric_control_acknowledge": self.on_control_acknowledge,
+            "ric_control_failure": self.on_control_failure,
+            "error_indication": self.on_error_indication,
+            "reset_request": self.on_reset,
+        }
+
+    # -- replies -------------------------------------------------------------------------------
+    def _reply(self, message, transaction_id: int) -> list[bytes]:
+        return [encode_frame(wrap(message, transaction_id))]
+
+    def error(self, cause: int, text: str, transaction_id: int = 0, request_id=None,
+              ran_function_id: int = 0, sequence_number: int = 0) -> list[bytes]:
+        """ErrorIndication with a cause, counted and logged (the connection stays up)."""
+        self.metrics.error("sent", cause)
+        log.warning("E2 %s (%s): %s: %s", self.node_id or self.peer, self.peer, cause_name(cause), text)
+        return self._reply(e2.ErrorIndication(request_id=request_id, ran_function_id=ran_function_id,
+                                              cause=cause, text=text, sequence_number=sequence_number),
+                           transaction_id)
+
+    # -- dispatch ------------------------------------------------------------------------------
+    def handle(self, envelope: e2.Envelope, received_ns: int) -> list[bytes]:
+        tid = envelope.transaction_id
+        if envelope.protocol_version != PROTOCOL_VERSION:
+            return self.error(e2.CAUSE_PROTOCOL_VERSION,
+                              f"protocol version {envelope.protocol_version} not supported; "
+                              f"this xApp speaks {PROTOCOL_VERSION}", tid)
+        kind = message_type(envelope)
+        if kind is None:
+            return self.error(e2.CAUSE_UNKNOWN_MESSAGE_TYPE,
+                              "envelope carries no message type known to this protocol version", tid)
+        handler = self._handlers.get(kind)
+        if handler is None:
+            return self.error(e2.CAUSE_MESSAGE_NOT_COMPATIBLE, f"{kind} is not sent to an xApp", tid)
+        if kind != "e2_setup_request" and self.node_id is None:
+            return self.error(e2.CAUSE_MESSAGE_NOT_COMPATIBLE, f"{kind} before E2 Setup", tid)
+        return handler(getattr(envelope, kind), tid, received_ns)
+
+    # -- handlers ------------------------------------------------------------------------------
+    def on_setup(self, request: e2.E2SetupRequest, tid: int, _: int) -> list[bytes]:
+        if not request.global_e2_node_id:
+            return self.error(e2.CAUSE_INVALID_FIELD, "E2 Setup without global_e2_node_id", tid)
+        accepted, rejected = [], []
+        for function in request.ran_functions:
+            known = SUPPORTED_FUNCTIONS.get(function.id)
+            if known is not None and known.name == function.name and function.revision <= known.revision:
+                accepted.append(function.id)
+            else:
+                rejected.append(e2.RanFunctionRejection(ran_function_id=function.id,
+                                                        cause=e2.CAUSE_UNKNOWN_RAN_FUNCTION))
+        self.node_id, self.ran_functions = request.global_e2_node_id, set(accepted)
+        log.info("E2 setup from %s (%s): RAN functions accepted %s, rejected %s", self.node_id,
+                 self.peer, accepted, [r.ran_function_id for r in rejected])
+        return self._reply(e2.E2SetupResponse(global_ric_id=self.service.settings.ric_id,
+                                              accepted_ran_function_ids=accepted, rejected=rejected), tid)
+
+    def on_subscription(self, request: e2.RICSubscriptionRequest, tid: int, _: int) -> list[bytes]:
+        function = request.ran_function_id
+        response = e2.RICSubscriptionResponse(request_id=request.request_id, ran_function_id=function)
+        if function not in self.ran_functions:
+            return self.error(e2.CAUSE_UNKNOWN_RAN_FUNCTION,
+                              f"RAN function {function} was not set up by this node", tid,
+                              request.request_id, function)
+        action_type, trigger = SUPPORTED_ACTIONS[function]
+        if request.event_trigger.WhichOneof("trigger") != trigger:
+            return self.error(e2.CAUSE_ACTION_NOT_SUPPORTED,
+                              f"RAN function {function} needs event trigger {trigger}", tid,
+                              request.request_id, function)
+        for action in request.actions:
+            if action.type == action_type:
+                response.admitted_action_ids.append(action.action_id)
+            else:
+                response.not_admitted.add(action_id=action.action_id, cause=e2.CAUSE_ACTION_NOT_SUPPORTED)
+        if response.admitted_action_ids:
+            self.subscriptions[_key(request.request_id)] = function
+        return self._reply(response, tid)
+
+    def on_subscription_delete(self, request: e2.RICSubscriptionDeleteRequest, tid: int, _: int) -> list[bytes]:
+        deleted = self.subscriptions.pop(_key(request.request_id), None) is not None
+        return self._reply(e2.RICSubscriptionDeleteResponse(
+            request_id=request.request_id, ran_function_id=request.ran_function_id, deleted=deleted,
+            cause=e2.CAUSE_UNSPECIFIED if deleted else e2.CAUSE_UNKNOWN_SUBSCRIPTION), tid)
+
+    def on_indication(self, indication: e2.RICIndication, tid: int, received_ns: int) -> list[bytes]:
+        function = self.subscriptions.get(_key(indication.request_id))
+        context = dict(request_id=indication.request_id, ran_function_id=indication.ran_function_id,
+                       sequence_number=indication.sequence_number)
+        if function is None:
+            return self.error(e2.CAUSE_UNKNOWN_SUBSCRIPTION, "indication for no active subscription",
+                              tid, **context)
+        if indication.ran_function_id != function:
+            return self.error(e2.CAUSE_UNKNOWN_RAN_FUNCTION,
+                              f"indication names RAN function {indication.ran_function_id}, "
+                              f"subscription is for {function}", tid, **context)
+        try:
+            if function == la_codec.LA_RAN_FUNCTION.id:
+                return self._decide(indication, tid, received_ns)
+            self._kpm(indication)
+            return []
+        except CodecError as exc:
+            return self.error(exc.cause, exc.text, tid, **context)
+
+    def _decide(self, indication: e2.RICIndication, tid: int, received_ns: int) -> list[bytes]:
+        metrics = self.metrics
+        metrics.indications.labels("la").inc()
+        if indication.type != e2.INDICATION_TYPE_INSERT:
+            raise CodecError(e2.CAUSE_ACTION_NOT_SUPPORTED, "link adaptation takes INSERT indications")
+        header, fields = la_codec.decode_indication(indication.header, indication.message)
+        metrics.stages["decode"].observe((time.perf_counter_ns() - received_ns) * 1e-9)
+        store = self._store(header.mcs_table, header.cqi_table)
+        self._indications += 1
+        if self._indications % IDLE_SWEEP_EVERY == 0:
+            metrics.ue_evictions.inc(store.evict_idle(header.slot))
+        evicted = store.evictions
+        ue, mcs = self.service.decide(store, fields)
+        metrics.ue_evictions.inc(store.evictions - evicted)
+        t0 = time.perf_counter_ns()
+        control_header, control_message = la_codec.encode_control(
+            header.slot, indication.sequence_number, ue, mcs)
+        frames = self._reply(e2.RICControlRequest(
+            request_id=indication.request_id, ran_function_id=indication.ran_function_id,
+            call_process_id=indication.call_process_id, header=control_header,
+            message=control_message), tid)
+        t1 = time.perf_counter_ns()
+        metrics.stages["encode"].observe((t1 - t0) * 1e-9)
+        metrics.stages["total"].observe((t1 - received_ns) * 1e-9)
+        return frames
+
+    def _store(self, mcs_table: int, cqi_table: int) -> UeStateStore:
+        """This node's UE store; a change of MCS/CQI table starts a fresh one."""
+        if self.store is None or self.store.tables != (mcs_table, cqi_table):
+            settings = self.service.settings
+            self.store = UeStateStore(settings.ue_capacity, mcs_table, cqi_table, settings.ue_idle_slots)
+        return self.store
+
+    def _kpm(self, indication: e2.RICIndication) -> None:
+        self.metrics.indications.labels("kpm").inc()
+        _, cell, _ = kpm.decode_report(indication.header, indication.message)
+        for name, values in cell.items():
+            if len(values) == 1:
+                self.metrics.kpm.labels(self.node_id, name).set(values[0])
+
+    def on_control_acknowledge(self, ack: e2.RICControlAcknowledge, tid: int, _: int) -> list[bytes]:
+        return []
+
+    def on_control_failure(self, failure: e2.RICControlFailure, tid: int, _: int) -> list[bytes]:
+        self.metrics.fallbacks.labels(cause_name(failure.cause)).inc()
+        return []
+
+    def on_error_indication(self, error: e2.ErrorIndication, tid: int, _: int) -> list[bytes]:
+        self.metrics.error("received", error.cause)
+        log.warning("E2 %s reports %s: %s", self.node_id, cause_name(error.cause), error.text)
+        return []
+
+    def on_reset(self, request: e2.ResetRequest, tid: int, _: int) -> list[bytes]:
+        log.info("E2 %s reset (%s): dropping %d subscriptions and %d UE contexts", self.node_id,
+                 cause_name(request.cause), len(self.subscriptions), len(self.store or ()))
+        self.subscriptions.clear()
+        self.store = None
+        return self._reply(e2.ResetResponse(), tid)

@@ -1,0 +1,44 @@
+"""Prometheus metrics of one xApp instance (own registry, served at /ric/v1/metrics)."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from ranpd.proto import e2ap_pb2
+
+# 5 us .. 20 ms: decisions live in the tens to hundreds of microseconds.
+LATENCY_BUCKETS = (5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 2e-2)
+STAGES = ("decode", "observation", "inference", "encode", "total")
+
+
+def cause_name(cause: int) -> str:
+    return e2ap_pb2.Cause.Name(cause).removeprefix("CAUSE_").lower() if cause in e2ap_pb2.Cause.values() \
+        else str(cause)
+
+
+class XappMetrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.stage_latency = Histogram(
+            "ranpd_xapp_decision_stage_seconds", "Time per stage of one LA indication -> control",
+            ["stage"], buckets=LATENCY_BUCKETS, registry=r)
+        self.stages = {stage: self.stage_latency.labels(stage) for stage in STAGES}
+        self.indications = Counter("ranpd_xapp_indications", "RIC indications received",
+                                   ["service_model"], registry=r)
+        self.decisions = Counter("ranpd_xapp_decisions", "MCS decisions sent (one per UE)", registry=r)
+        self.fallbacks = Counter("ranpd_xapp_fallbacks",
+                                 "Controls the node reported as not applied (RICControlFailure)",
+                                 ["cause"], registry=r)
+        self.errors = Counter("ranpd_xapp_errors", "Errors answered or received, by cause",
+                              ["direction", "cause"], registry=r)
+        self.connections = Gauge("ranpd_xapp_e2_connections", "Open E2 connections", registry=r)
+        self.ue_contexts = Gauge("ranpd_xapp_ue_contexts", "UE contexts held, all nodes", registry=r)
+        self.ue_evictions = Counter("ranpd_xapp_ue_evictions", "UE contexts evicted (idle or LRU)",
+                                    registry=r)
+        self.model_info = Info("ranpd_xapp_model", "The serving model", registry=r)
+        self.model_swaps = Counter("ranpd_xapp_model_swaps", "Model hot-swap attempts", ["result"],
+                                   registry=r)
+        self.kpm = Gauge("ranpd_xapp_kpm_cell", "Last KPM cell measurement (scalars; first bin of "
+                         "distributions is not exported)", ["node", "measurement"], registry=r)
+
+    def error(self, direction: str, cause: int) -> None:
+        self.errors.labels(direction, cause_name(cause)).inc()

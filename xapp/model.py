@@ -1,0 +1,176 @@
+"""The policy model behind the xApp: an ONNX student scored with onnxruntime.
+
+`OnnxPolicyModel` runs one thread and pre-binds its IO: for each batch size it keeps an input and
+an output buffer bound to the session once (onnxruntime `io_binding`), so a call copies the
+observations in, runs, and reads the scores, with no allocation. `validate_model` is the gate a
+model passes before it serves: onnx checker, input/output shapes, the card's observation-spec
+version, the sha256 of the bytes, and a test inference. `ModelSlot` holds the serving model and
+swaps it atomically (one reference assignment) only after validation succeeds.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from ranpd.simulator.observation import OBS_DIM, OBS_SPEC_VERSION
+from ranpd.simulator.tables import MAX_SUPPORTED_MCS_ACTIONS, MCS_TABLES
+from ranpd.xapp.model_card import ModelCard, card_path_for
+
+log = logging.getLogger(__name__)
+
+PACKAGED_MODEL = Path(__file__).parent / "models" / "default.onnx"
+MAX_BOUND_BATCH = 1024     # batches up to this size keep their bound buffers
+
+
+class ModelError(ValueError):
+    """A model that cannot serve (missing file, bad card, failed check); the text says why."""
+
+
+def _session(onnx_bytes: bytes) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+
+@dataclass
+class _Bound:
+    binding: ort.IOBinding
+    obs: np.ndarray
+    scores: np.ndarray
+
+
+class OnnxPolicyModel:
+    """An ONNX policy: `score(obs float32 [n, OBS_DIM]) -> float32 scores [n, n_actions]`.
+
+    Use `OnnxPolicyModel.load(path)` (card beside the file, `X.card.json`) or
+    `from_bytes(onnx_bytes, card)`; both validate (see `validate_model`). Wrap it as an offline
+    policy with `ObservationPolicy(model.score)`. `decide_mcs` maps scores to MCS indices through
+    the card's action table, clipped to the MCS table in use.
+    """
+
+    def __init__(self, onnx_bytes: bytes, card: ModelCard):
+        self.card = card
+        self.sha256 = hashlib.sha256(onnx_bytes).hexdigest()
+        self.session = _session(onnx_bytes)
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+        self.n_actions = len(card.action_table.mcs)
+        self.action_mcs = np.asarray(card.action_table.mcs, np.int64)
+        self._max_mcs = {number: table.size - 1 for number, table in MCS_TABLES.items()}
+        self._bound: dict[int, _Bound] = {}
+
+    @classmethod
+    def load(cls, path: str | Path, card_path: str | Path | None = None) -> "OnnxPolicyModel":
+        path = Path(path)
+        card_path = Path(card_path) if card_path else card_path_for(path)
+        if not path.is_file():
+            raise ModelError(f"model file {path} not found")
+        if not card_path.is_file():
+            raise ModelError(f"model card {card_path} not found (expected beside the model)")
+        try:
+            card = ModelCard.load(card_path)
+        except ValueError as exc:
+            raise ModelError(f"model card {card_path} is invalid: {exc}") from exc
+        return validate_model(path.read_bytes(), card)
+
+    @classmethod
+    def from_bytes(cls, onnx_bytes: bytes, card: ModelCard) -> "OnnxPolicyModel":
+        return validate_model(onnx_bytes, card)
+
+    @property
+    def version(self) -> str:
+        """`name@sha256[:12]`: what the metrics and the REST API call this model."""
+        return f"{self.card.name}@{self.sha256[:12]}"
+
+    def _bound_for(self, n: int) -> _Bound:
+        bound = self._bound.get(n)
+        if bound is None:
+            obs = np.zeros((n, OBS_DIM), np.float32)
+            scores = np.zeros((n, self.n_actions), np.float32)
+            binding = self.session.io_binding()
+            binding.bind_ortvalue_input(self.input_name, ort.OrtValue.ortvalue_from_numpy(obs))
+            binding.bind_ortvalue_output(self.output_name, ort.OrtValue.ortvalue_from_numpy(scores))
+            bound = _Bound(binding, obs, scores)
+            if n <= MAX_BOUND_BATCH:
+                self._bound[n] = bound
+        return bound
+
+    def score(self, obs: np.ndarray) -> np.ndarray:
+        """Scores [n, n_actions] for observations [n, OBS_DIM] (one call for the whole batch).
+
+        The returned array is the bound output buffer of batch size n: copy it to keep it past
+        the next call of the same size.
+        """
+        bound = self._bound_for(obs.shape[0])
+        np.copyto(bound.obs, obs, casting="same_kind")
+        self.session.run_with_iobinding(bound.binding)
+        return bound.scores
+
+    def decide_mcs(self, obs: np.ndarray, mcs_table: int) -> np.ndarray:
+        """MCS index per row: the action table entry of the argmax, clipped to the MCS table."""
+        if obs.shape[0] == 0:
+            return np.zeros(0, np.int64)
+        best = np.argmax(self.score(obs), axis=1)
+        return np.minimum(self.action_mcs[best], self._max_mcs[mcs_table])
+
+
+def validate_model(onnx_bytes: bytes, card: ModelCard) -> OnnxPolicyModel:
+    """Check a model end to end before it may serve; raises ModelError saying what failed."""
+    if card.obs_spec_version != OBS_SPEC_VERSION:
+        raise ModelError(f"model card speaks observation spec {card.obs_spec_version!r}; "
+                         f"this xApp speaks {OBS_SPEC_VERSION!r}")
+    if card.obs_dim != OBS_DIM:
+        raise ModelError(f"model card says obs_dim {card.obs_dim}; this xApp builds {OBS_DIM}")
+    digest = hashlib.sha256(onnx_bytes).hexdigest()
+    if digest != card.sha256:
+        raise ModelError(f"sha256 of the model ({digest[:12]}...) differs from the card's "
+                         f"({card.sha256[:12]}...)")
+    mcs = card.action_table.mcs
+    if not mcs or min(mcs) < 0 or max(mcs) >= MAX_SUPPORTED_MCS_ACTIONS:
+        raise ModelError(f"action table has MCS outside 0..{MAX_SUPPORTED_MCS_ACTIONS - 1}: {mcs}")
+    try:
+        onnx.checker.check_model(onnx.load_model_from_string(onnx_bytes))
+    except Exception as exc:  # onnx raises several unrelated types (DecodeError, ValidationError)
+        raise ModelError(f"onnx checker rejected the model: {exc}") from exc
+    try:
+        model = OnnxPolicyModel(onnx_bytes, card)
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise ModelError(f"onnxruntime cannot load the model: {exc}") from exc
+    inputs, outputs = model.session.get_inputs(), model.session.get_outputs()
+    if len(inputs) != 1 or len(outputs) < 1:
+        raise ModelError(f"expected one input and one output, got {len(inputs)} and {len(outputs)}")
+    shape_in, shape_out = inputs[0].shape, outputs[0].shape
+    if inputs[0].type != "tensor(float)" or len(shape_in) != 2 or shape_in[1] != OBS_DIM:
+        raise ModelError(f"input must be float32 [N, {OBS_DIM}], got {inputs[0].type} {shape_in}")
+    if len(shape_out) != 2 or shape_out[1] != model.n_actions:
+        raise ModelError(f"output must be [N, {model.n_actions}] (the card's action table), got {shape_out}")
+    for n in (1, 3):   # a test inference, also proving the batch axis is dynamic
+        try:
+            scores = model.score(np.zeros((n, OBS_DIM), np.float32))
+        except Exception as exc:
+            raise ModelError(f"test inference with batch {n} failed: {exc}") from exc
+        if scores.shape != (n, model.n_actions) or not np.isfinite(scores).all():
+            raise ModelError(f"test inference with batch {n} gave shape {scores.shape} or non-finite scores")
+    return model
+
+
+class ModelSlot:
+    """The serving model; `swap` replaces it only with a model that passed validation."""
+
+    def __init__(self, model: OnnxPolicyModel | None = None):
+        self.current = model
+
+    def swap(self, model: OnnxPolicyModel) -> OnnxPolicyModel | None:
+        """Install an already validated model (a single reference assignment); returns the old one."""
+        previous, self.current = self.current, model
+        log.info("serving model %s (was %s)", model.version, previous.version if previous else "none")
+        return previous

@@ -1,0 +1,1 @@
+"""REST routers of the xApp, one per concern (health, config, metrics, model, decide)."""
