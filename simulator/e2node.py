@@ -37,6 +37,7 @@ from ranpd.simulator.tables import MCS_TABLES
 
 LA_ACTION_ID = 1
 REQUEST_ID = e2ap_pb2.RicRequestId(requestor_id=1, instance_id=1)
+MAX_PENDING = 1024          # unanswered indications remembered for late-RTT measurement
 
 
 class E2LinkError(ConnectionError):
@@ -110,15 +111,13 @@ class E2Link:
             raise E2LinkError(f"send failed: {exc}") from exc
 
     def receive(self, deadline_ns: int) -> e2ap_pb2.Envelope | None:
-        """The next envelope, or None once `deadline_ns` (monotonic clock) has passed."""
+        """The next envelope, or None when none arrives before `deadline_ns` (monotonic clock)."""
         while not self._inbox:
-            remaining = deadline_ns - time.monotonic_ns()
-            if remaining <= 0:
-                return None
-            self._sock.settimeout(remaining / 1e9)
+            # Past the deadline the timeout is 0: take only what has already arrived.
+            self._sock.settimeout(max(deadline_ns - time.monotonic_ns(), 0) / 1e9)
             try:
                 data = self._sock.recv(65536)
-            except TimeoutError:
+            except (TimeoutError, BlockingIOError):
                 return None
             except OSError as exc:
                 raise E2LinkError(f"receive failed: {exc}") from exc
@@ -145,7 +144,7 @@ class LoopStats:
     error_indications: int = 0
     reconnects: int = 0          # links re-established after a loss
     connect_failures: int = 0
-    rtt_ns: list[int] = field(default_factory=list)    # indication sent -> control received
+    rtt_ns: list[int] = field(default_factory=list)    # indication sent -> control received (late ones too)
 
     def summary(self, deadline_us: float) -> dict:
         rtt = np.asarray(self.rtt_ns, np.float64) / 1e3
@@ -189,6 +188,7 @@ class E2Node:
         self._backoff_s = self.backoff_initial_s
         self._next_attempt = 0.0
         self._sequence = itertools.count(1)
+        self._sent_ns: dict[int, int] = {}     # indication sequence number -> send time, unanswered
 
     # ------------------------------------------------------------------ connection
     def _ensure_link(self) -> E2Link | None:
@@ -210,6 +210,7 @@ class E2Node:
     def _drop_link(self) -> None:
         self._link.close()
         self._link = None
+        self._sent_ns.clear()
         self._next_attempt = time.monotonic() + self._backoff_s
 
     # ------------------------------------------------------------------ one slot
@@ -225,6 +226,9 @@ class E2Node:
                                                action_id=LA_ACTION_ID))
         if report.n_decisions == 0:
             return None
+        self._sent_ns[sequence] = sent
+        if len(self._sent_ns) > MAX_PENDING:
+            del self._sent_ns[next(iter(self._sent_ns))]
         while (envelope := link.receive(deadline)) is not None:
             kind = message_type(envelope)
             if kind == "ric_control_request":
@@ -232,14 +236,19 @@ class E2Node:
                     control = la_codec.decode_control(envelope.ric_control_request)
                 except la_codec.CodecError:
                     continue
-                if control.indication_sequence_number == sequence and control.slot == report.slot:
-                    self.stats.rtt_ns.append(time.monotonic_ns() - sent)
+                answered = self._sent_ns.pop(control.indication_sequence_number, None)
+                if answered is None:       # an answer to an indication without decisions
+                    continue
+                received = time.monotonic_ns()
+                self.stats.rtt_ns.append(received - answered)
+                if control.indication_sequence_number == sequence and control.slot == report.slot \
+                        and received <= deadline:
                     return self._align(report, control)
-                if control.ue.size:       # an answer to an earlier slot that came too late
-                    self._report_late(link, envelope.ric_control_request)
+                self._report_late(link, envelope.ric_control_request)
             elif kind == "error_indication":
                 self.stats.error_indications += 1
                 if envelope.error_indication.sequence_number == sequence:
+                    self._sent_ns.pop(sequence, None)
                     return None
         return None
 

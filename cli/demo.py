@@ -1,0 +1,152 @@
+"""`ranpd demo`: the main job end to end.
+
+Starts the xApp in its own process on the shipped student, drives it with the simulator as E2 node
+on a few built-in scenarios (the student decides through the E2 loop, OLLA covers late answers),
+runs OLLA offline on the same seeds (common random numbers: both see the same channel), and
+prints the KPIs side by side with the loop's round-trip latency.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+DEFAULT_SCENARIOS = "uma-mid-pedestrian,uma-mid-vehicular,uma-low-pedestrian"
+COMPARED = ("throughput_mbps", "bler_first_tx", "bler_residual", "mean_mcs")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def xapp_process(model: Path, startup_timeout_s: float = 60.0):
+    """Run `ranpd xapp` on loopback in a child process; yield (e2_port, http_port); stop it after."""
+    e2_port, http_port = _free_port(), _free_port()
+    command = [sys.executable, "-c", "import sys; from ranpd.cli import main; sys.exit(main())", "xapp",
+               "--model", str(model), "--host", "127.0.0.1", "--e2-port", str(e2_port),
+               "--http-port", str(http_port)]
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+        try:
+            _wait_ready(process, http_port, startup_timeout_s, log)
+            yield e2_port, http_port
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_ready(process: subprocess.Popen, http_port: int, timeout_s: float, log) -> None:
+    url = f"http://127.0.0.1:{http_port}/ric/v1/health/ready"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.seek(0)
+            raise click.ClickException(f"the xApp exited with code {process.returncode}:\n{log.read()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.1)
+    raise click.ClickException(f"the xApp was not ready at {url} within {timeout_s:.0f} s")
+
+
+def _gain_pct(student: float, baseline: float) -> float | None:
+    return 100.0 * (student / baseline - 1.0) if baseline > 0 else None
+
+
+def _table(rows: list[dict], model_version: str):
+    from rich.table import Table
+
+    table = Table(title=f"student ({model_version}) via the xApp vs OLLA, same seeds")
+    for header in ("scenario", "policy", "thr/UE Mbit/s", "gain %", "BLER 1st tx", "BLER resid.", "mean MCS",
+                   "RTT p50 us", "RTT p99 us", "fallback"):
+        table.add_column(header, justify="left" if header in ("scenario", "policy") else "right")
+    for row in rows:
+        olla, xapp = row["olla"], row["student"]
+        gain = row["throughput_gain_pct"]
+        table.add_row(row["scenario"], "OLLA", *(f"{olla[k]:.3f}" for k in COMPARED[:1]), "",
+                      *(f"{olla[k]:.3f}" for k in COMPARED[1:]), "", "", "")
+        rtt = [f"{xapp[k]:.0f}" if xapp[k] is not None else "n/a" for k in ("rtt_p50_us", "rtt_p99_us")]
+        table.add_row("", "student", f"{xapp['throughput_mbps']:.3f}",
+                      f"{gain:+.1f}" if gain is not None else "n/a",
+                      *(f"{xapp[k]:.3f}" for k in COMPARED[1:]), *rtt, f"{xapp['fallback_rate']:.2%}",
+                      end_section=True)
+    return table
+
+
+@click.command()
+@click.option("--scenarios", "scenario_names", default=DEFAULT_SCENARIOS, show_default=True,
+              help="Comma-separated built-in scenario names or scenario files.")
+@click.option("--slots", type=click.IntRange(min=1), default=4000, show_default=True,
+              help="Slots per scenario.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every run (same for both policies).")
+@click.option("--ues", type=click.IntRange(min=1), default=None, help="UEs per scenario (default: the scenario's).")
+@click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="ONNX student (card beside it); default: the shipped student.")
+@click.option("--deadline-us", type=click.FloatRange(min=1.0), default=None,
+              help="Per-slot round-trip budget (default: one slot of each scenario's numerology).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object for machines.")
+def demo(scenario_names, slots, seed, ues, model, deadline_us, as_json) -> None:
+    """The main job: the xApp on the shipped student, the simulator in the loop, a KPI table.
+
+    For each scenario: the simulator, as E2 node, asks the xApp (its own process, loopback E2)
+    for every MCS and falls back to OLLA when an answer misses the slot's deadline; then OLLA runs
+    alone on the same seed. Prints throughput, first-transmission and residual BLER, mean MCS, the
+    student's throughput gain over OLLA, and the E2 round trip (p50/p99) with the fallback rate.
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from ranpd.simulator.cli import load_scenario_or_fail
+    from ranpd.simulator.e2node import E2Node
+    from ranpd.simulator.engine import run_policy
+    from ranpd.simulator.policies import Olla
+    from ranpd.xapp.model import PACKAGED_MODEL, ModelError, OnnxPolicyModel
+
+    model = model or PACKAGED_MODEL
+    if not model.is_file():
+        raise click.ClickException(
+            f"no student at {model}. Train and ship one with `ranpd train --profile full` "
+            "(needs the train extra), or pass --model PATH.")
+    try:
+        model_version = OnnxPolicyModel.load(model).version
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    scenarios = [load_scenario_or_fail(name.strip()) for name in scenario_names.split(",") if name.strip()]
+    if not scenarios:
+        raise click.BadParameter("name at least one scenario", param_hint="--scenarios")
+
+    console = Console(stderr=True)
+    rows = []
+    with xapp_process(model) as (e2_port, _), Progress(console=console, transient=True) as progress:
+        for sc in scenarios:
+            task = progress.add_task(f"{sc.name}: student via xApp", total=slots)
+            node = E2Node(sc, ("127.0.0.1", e2_port), seed=seed, n_ues=ues, deadline_us=deadline_us)
+            student = node.run(slots, on_slot=lambda i: progress.update(task, completed=i))
+            progress.update(task, description=f"{sc.name}: OLLA", completed=0)
+            olla = run_policy(sc, Olla(), slots, seed=seed, n_ues=ues)
+            progress.remove_task(task)
+            rows.append({"scenario": sc.name, "student": student, "olla": olla,
+                         "throughput_gain_pct": _gain_pct(student["throughput_mbps"], olla["throughput_mbps"])})
+    if as_json:
+        click.echo(json.dumps({"model": model_version, "slots": slots, "seed": seed, "scenarios": rows}))
+    else:
+        Console().print(_table(rows, model_version))

@@ -1,0 +1,127 @@
+"""The simulator as E2 node against an in-process xApp: parity, deadlines, fallback, reconnects."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ranpd.simulator import engine
+from ranpd.simulator.e2node import E2Node, parse_address
+from ranpd.simulator.engine import run_policy
+from ranpd.simulator.policies import ObservationPolicy, Olla
+from ranpd.simulator.scenarios import load_scenario
+from ranpd.xapp.config import XappSettings
+from ranpd.xapp.model import OnnxPolicyModel
+from ranpd.xapp.server import XappThread
+from ranpd.xapp.synthetic import write_synthetic_model
+
+SCENARIO = load_scenario("uma-mid-pedestrian")     # numerology 1: 0.5 ms slots
+UES, SEED = 16, 3
+KPI_KEYS = ("throughput_mbps", "throughput_p5_mbps", "bler_first_tx", "bler_residual", "mean_mcs",
+            "retransmissions", "slots", "ues")
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory):
+    return write_synthetic_model(tmp_path_factory.mktemp("model") / "student.onnx", seed=7)
+
+
+def _xapp(student, port: int = 0) -> XappThread:
+    return XappThread(XappSettings(e2_port=port, http_port=0, model_path=student), http=False)
+
+
+def _kpis(result: dict) -> dict:
+    return {key: result[key] for key in KPI_KEYS}
+
+
+@pytest.fixture
+def counted_steps(monkeypatch):
+    """Counts the UE-slots the simulation transmits anew and the valid MCS values it was given."""
+    counts = {"scheduled": 0, "given": 0}
+    step = engine.Simulation.step
+
+    def counting_step(self, mcs):
+        outcome = step(self, mcs)
+        mcs = np.asarray(mcs)
+        counts["scheduled"] += outcome.ue.size
+        counts["given"] += int(((mcs >= 0) & (mcs <= self.max_mcs)).sum())
+        return outcome
+
+    monkeypatch.setattr(engine.Simulation, "step", counting_step)
+    return counts
+
+
+def test_parse_address():
+    assert parse_address("127.0.0.1:36421") == ("127.0.0.1", 36421)
+    assert parse_address("[::1]:80") == ("::1", 80)
+    for bad in ("localhost", ":80", "host:", "host:http", "host:70000"):
+        with pytest.raises(ValueError, match="HOST:PORT"):
+            parse_address(bad)
+
+
+def test_in_the_loop_student_matches_offline_evaluation(student):
+    """No deadline missed: every MCS comes from the xApp, and the KPIs equal the offline run."""
+    slots = 300
+    with _xapp(student) as running:
+        result = E2Node(SCENARIO, ("127.0.0.1", running.e2_port), seed=SEED, n_ues=UES,
+                        deadline_us=2e6).run(slots)
+    offline = run_policy(SCENARIO, ObservationPolicy(OnnxPolicyModel.load(student).score), slots,
+                         seed=SEED, n_ues=UES)
+    assert result["fallbacks"] == 0 and result["xapp_decisions"] == result["scheduled"] > 0
+    assert result["rtt_samples"] > 0 and 0 < result["rtt_p50_us"] <= result["rtt_p99_us"]
+    assert _kpis(result) == _kpis(offline)
+    # The channel is the same but the decisions are not: OLLA on this seed differs.
+    assert _kpis(run_policy(SCENARIO, Olla(), slots, seed=SEED, n_ues=UES)) != _kpis(offline)
+
+
+def test_without_xapp_the_node_is_olla(counted_steps):
+    """Nobody listening: every UE-slot falls back, and the run is exactly offline OLLA."""
+    import socket
+    with socket.socket() as s:                 # a port with no listener
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = E2Node(SCENARIO, ("127.0.0.1", port), seed=SEED, n_ues=UES).run(200)
+    assert result["fallback_rate"] == 1.0 and result["rtt_samples"] == 0 and result["reconnects"] == 0
+    assert counted_steps["given"] == counted_steps["scheduled"] == result["decisions"] > 0
+    assert _kpis(result) == _kpis(run_policy(SCENARIO, Olla(), 200, seed=SEED, n_ues=UES))
+
+
+def test_controls_after_the_deadline_are_dropped(student):
+    """A 1 us budget no xApp can meet: late controls are dropped (and reported), OLLA decides."""
+    with _xapp(student) as running:
+        result = E2Node(SCENARIO, ("127.0.0.1", running.e2_port), seed=SEED, n_ues=UES,
+                        deadline_us=1.0).run(200)
+    assert result["xapp_decisions"] == 0 and result["fallback_rate"] == 1.0
+    assert result["late_controls"] > 0 and result["reconnects"] == 0
+    assert _kpis(result) == _kpis(run_policy(SCENARIO, Olla(), 200, seed=SEED, n_ues=UES))
+
+
+def test_xapp_killed_mid_run_node_falls_back_and_reconnects(student, counted_steps):
+    """Kill the xApp at slot 100, bring it back at slot 250: every UE-slot still gets an MCS,
+    OLLA covers the gap, and the node reconnects (backoff) and takes the xApp's MCS again."""
+    kill_at, restart_at, slots = 100, 250, 600
+    xapp = _xapp(student)
+    port = xapp.start().e2_port
+    seen: dict[int, dict] = {}
+    node = E2Node(SCENARIO, ("127.0.0.1", port), seed=SEED, n_ues=UES, deadline_us=2e6,
+                  backoff_s=(0.005, 0.05), realtime=True)
+
+    def on_slot(i: int) -> None:
+        nonlocal xapp
+        if i in (kill_at, restart_at):
+            seen[i] = {"xapp": node.stats.xapp_decisions, "fallbacks": node.stats.fallbacks}
+        if i == kill_at:
+            xapp.stop()
+        elif i == restart_at:
+            xapp = _xapp(student, port)
+            xapp.start()
+
+    try:
+        result = node.run(slots, on_slot=on_slot)
+    finally:
+        xapp.stop()
+    assert counted_steps["given"] == counted_steps["scheduled"] == result["decisions"] == result["scheduled"]
+    assert seen[kill_at]["fallbacks"] == 0 and seen[kill_at]["xapp"] > 0
+    assert seen[restart_at]["fallbacks"] > 0                       # OLLA took over while down
+    assert seen[restart_at]["xapp"] == seen[kill_at]["xapp"]        # ... and only OLLA
+    assert result["reconnects"] >= 1
+    assert result["xapp_decisions"] > seen[restart_at]["xapp"]     # the xApp decides again
