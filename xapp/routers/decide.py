@@ -21,6 +21,7 @@ from ranpd.xapp.service import XappService
 from ranpd.xapp.state import UeStateStore
 
 router = APIRouter(prefix="/ric/v1", tags=["decide"])
+UNPROCESSABLE = 422   # (starlette renamed the constant; the code is what counts)
 PROTOBUF = "application/x-protobuf"
 MAX_UES = 4096
 UeId = Field(ge=0, lt=1 << 32)
@@ -113,11 +114,11 @@ async def decide(request: Request, service: XappService = Depends(get_service)):
     try:
         parsed = DecideRequest.model_validate_json(body)
     except ValidationError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, exc.errors(include_url=False))
+        raise HTTPException(UNPROCESSABLE, exc.errors(include_url=False, include_input=False, include_context=False))
     try:
         head, ue, mcs = _decide(service, *parsed.to_proto())
     except CodecError as exc:
-        raise HTTPException(_STATUS.get(exc.cause, status.HTTP_422_UNPROCESSABLE_ENTITY),
+        raise HTTPException(_STATUS.get(exc.cause, UNPROCESSABLE),
                             f"{e2.Cause.Name(exc.cause)}: {exc.text}")
     return DecideResponse(slot=head.slot, model=service.model.version,
                           decisions=[Decision(ue=u, mcs=m) for u, m in zip(ue.tolist(), mcs.tolist())])
@@ -131,13 +132,13 @@ def _decide_protobuf(service: XappService, body: bytes) -> Response:
         indication = e2.Envelope.FromString(body).ric_indication
     except (DecodeError, RuntimeError, ValueError) as exc:
         return reply(e2.ErrorIndication(cause=e2.CAUSE_MALFORMED_MESSAGE, text=f"body is not an Envelope: {exc}"),
-                     status.HTTP_422_UNPROCESSABLE_ENTITY)
+                     UNPROCESSABLE)
     try:
         head, ue, mcs = _decide(service, indication.header, indication.message)
     except CodecError as exc:
         return reply(e2.ErrorIndication(request_id=indication.request_id, cause=exc.cause, text=exc.text,
                                         sequence_number=indication.sequence_number),
-                     _STATUS.get(exc.cause, status.HTTP_422_UNPROCESSABLE_ENTITY))
+                     _STATUS.get(exc.cause, UNPROCESSABLE))
     header, message = la_codec.encode_control(head.slot, indication.sequence_number, ue, mcs)
     return reply(e2.RICControlRequest(request_id=indication.request_id,
                                       ran_function_id=indication.ran_function_id,

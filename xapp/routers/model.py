@@ -14,6 +14,7 @@ from ranpd.xapp.service import XappService
 
 router = APIRouter(prefix="/ric/v1/model", tags=["model"])
 MAX_MODEL_BYTES = 16 << 20
+UNPROCESSABLE = 422   # (starlette renamed the constant; the code is what counts)
 
 
 class ModelUpload(BaseModel):
@@ -45,9 +46,9 @@ async def put_model(upload: ModelUpload, service: XappService = Depends(get_serv
     try:
         onnx_bytes = base64.b64decode(upload.onnx_base64, validate=True)
     except binascii.Error as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"onnx_base64 is not base64: {exc}")
+        raise HTTPException(UNPROCESSABLE, f"onnx_base64 is not base64: {exc}")
     try:
         model = await service.hot_swap(onnx_bytes, upload.card)
     except ModelError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"model rejected: {exc}")
+        raise HTTPException(UNPROCESSABLE, f"model rejected: {exc}")
     return ModelStatus(version=model.version, card=model.card)

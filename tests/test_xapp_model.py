@@ -1,0 +1,127 @@
+"""Model validation, hot-swap, and the bounded per-UE state store."""
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import onnx
+import pytest
+
+from ranpd.simulator.observation import OBS_DIM, ObservationBuilder
+from ranpd.simulator.report import SlotReport
+from ranpd.xapp.config import XappSettings
+from ranpd.xapp.model import ModelError, OnnxPolicyModel, validate_model
+from ranpd.xapp.model_card import ModelCard, card_path_for
+from ranpd.xapp.service import XappService
+from ranpd.xapp.state import UeStateStore
+from ranpd.xapp.synthetic import mlp_onnx, write_synthetic_model
+
+
+@pytest.fixture
+def model_path(tmp_path):
+    return write_synthetic_model(tmp_path / "student.onnx", hidden=(8,), seed=1)
+
+
+def _card(path) -> ModelCard:
+    return ModelCard.load(card_path_for(path))
+
+
+def test_scores_match_a_plain_session_for_every_batch_size(model_path):
+    import onnxruntime as ort
+
+    model = OnnxPolicyModel.load(model_path)
+    plain = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for n in (1, 5, 64, 5):
+        obs = rng.random((n, OBS_DIM), np.float32)
+        np.testing.assert_allclose(model.score(obs), plain.run(None, {"obs": obs})[0], rtol=1e-6)
+    assert model.decide_mcs(obs, 1).max() <= 28 and model.decide_mcs(obs[:0], 2).size == 0
+
+
+@pytest.mark.parametrize("breakage, match", [
+    (lambda b, c: (b, c.model_copy(update={"obs_spec_version": "0"})), "observation spec"),
+    (lambda b, c: (b, c.model_copy(update={"sha256": "0" * 64})), "sha256"),
+    (lambda b, c: (b[:-7], c.model_copy(update={"sha256": __import__("hashlib").sha256(b[:-7]).hexdigest()})),
+     "checker|onnxruntime"),
+    (lambda b, c: (b, c.model_copy(update={"action_table": c.action_table.model_copy(update={"mcs": [0, 1]})})),
+     r"output must be \[N, 2\]"),
+])
+def test_validation_rejects_bad_models(model_path, breakage, match):
+    onnx_bytes, card = breakage(model_path.read_bytes(), _card(model_path))
+    with pytest.raises(ModelError, match=match):
+        validate_model(onnx_bytes, card)
+
+
+def test_validation_rejects_wrong_input_width(tmp_path):
+    model = mlp_onnx((4,))
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = OBS_DIM + 1
+    model.graph.initializer[0].CopyFrom(onnx.numpy_helper.from_array(np.zeros((OBS_DIM + 1, 4), np.float32), "W0"))
+    data = model.SerializeToString()
+    import hashlib
+    card = ModelCard(name="wide", kind="student", action_table={"mcs": list(range(29))}, params=0,
+                     onnx_opset=17, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    with pytest.raises(ModelError, match="input must be float32"):
+        validate_model(data, card)
+
+
+def test_hot_swap_installs_a_valid_model_and_keeps_the_old_one_on_failure(model_path, tmp_path):
+    service = XappService(XappSettings(), OnnxPolicyModel.load(model_path))
+    old = service.model
+    other = write_synthetic_model(tmp_path / "other.onnx", hidden=(8,), seed=2)
+    bad_card = _card(other).model_copy(update={"obs_spec_version": "999"})
+    with pytest.raises(ModelError):
+        asyncio.run(service.hot_swap(other.read_bytes(), bad_card))
+    assert service.model is old
+    new = asyncio.run(service.hot_swap(other.read_bytes(), _card(other)))
+    assert service.model is new and new.sha256 != old.sha256
+    assert service.metrics.model_swaps.labels("rejected")._value.get() == 1
+
+
+def test_missing_card_is_a_clear_error(model_path):
+    card_path_for(model_path).unlink()
+    with pytest.raises(ModelError, match="model card .* not found"):
+        OnnxPolicyModel.load(model_path)
+
+
+def _stream(n_slots=60, n_ues=10, seed=0):
+    rng = np.random.default_rng(seed)
+    for slot in range(n_slots):
+        cqi_ue = rng.choice(n_ues, 3, replace=False)
+        harq_ue = rng.choice(n_ues, 4, replace=False)
+        ue = rng.choice(n_ues, 5, replace=False)
+        yield SlotReport(slot=slot, cqi_ue=cqi_ue, cqi_value=rng.integers(0, 16, 3), cqi_slot=np.full(3, slot - 4),
+                         harq_ue=harq_ue, harq_ack=rng.random(4) < 0.8, harq_mcs=rng.integers(0, 28, 4),
+                         harq_tbs=np.full(4, 1000), harq_tx=rng.integers(1, 3, 4), harq_process=np.zeros(4, np.int64),
+                         ue=ue, prbs=rng.integers(1, 100, 5), layers=np.ones(5, np.int64),
+                         buffer_bytes=rng.integers(0, 10**6, 5))
+
+
+def test_store_observations_equal_the_builder_indexed_by_ue_id():
+    builder, store = ObservationBuilder(10), UeStateStore(capacity=10)
+    for report in _stream():
+        np.testing.assert_array_equal(store.observe(report), builder.observe_report(report))
+
+
+def test_store_evicts_least_recently_seen_and_idle_ues():
+    store = UeStateStore(capacity=3, idle_slots=100)
+    store.rows(np.array([1, 2]), slot=0)
+    store.rows(np.array([3]), slot=5)
+    store.rows(np.array([1]), slot=6)
+    store.rows(np.array([4]), slot=7)             # full: UE 2 (seen at 0) goes
+    assert 2 not in store and all(ue in store for ue in (1, 3, 4)) and store.evictions == 1
+    with pytest.raises(OverflowError):
+        store.rows(np.array([5, 6, 7, 8]), slot=8)
+    assert len(store) == 3
+    assert store.evict_idle(slot=50) == 0
+    assert store.evict_idle(slot=500) == 3 and len(store) == 0
+
+
+def test_new_ue_in_a_reused_row_starts_from_a_clean_state():
+    store = UeStateStore(capacity=1)
+    store.observe(SlotReport(slot=0, cqi_ue=np.array([7]), cqi_value=np.array([12]), cqi_slot=np.array([0]),
+                             harq_ue=np.array([7]), harq_ack=np.array([False]), harq_mcs=np.array([20]),
+                             harq_tbs=np.array([1000]), harq_tx=np.array([1]), harq_process=np.array([0])))
+    fresh = SlotReport(slot=1, ue=np.array([99]), prbs=np.array([10]), layers=np.array([1]),
+                       buffer_bytes=np.array([0]))
+    np.testing.assert_array_equal(store.observe(fresh), ObservationBuilder(1).observe_report(
+        SlotReport(slot=1, ue=np.array([0]), prbs=np.array([10]), layers=np.array([1]), buffer_bytes=np.array([0]))))
