@@ -6,7 +6,7 @@
 #
 # Needs root on Debian 12 and `ranpd` installed on the host (.ci/run installs it first).
 # Environment: RANPD_CONTAINER_WORK (podman storage + confs, default /var/tmp/ranpd-container),
-# RANPD_E2NODE_SCENARIO, RANPD_E2NODE_SLOTS.
+# RANPD_E2NODE_SCENARIO, RANPD_E2NODE_UES, RANPD_E2NODE_SLOTS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,10 +16,14 @@ IMAGE=localhost/ranpd-xapp:ci
 CA=/etc/ssl/certs/ca-certificates.crt
 E2_PORT=36421
 HTTP_PORT=8080
-SCENARIO=${RANPD_E2NODE_SCENARIO:-pedestrian}
-SLOTS=${RANPD_E2NODE_SLOTS:-2000}
+SCENARIO=${RANPD_E2NODE_SCENARIO:-uma-mid-pedestrian}
+UES=${RANPD_E2NODE_UES:-16}
+SLOTS=${RANPD_E2NODE_SLOTS:-4000}
 START=$SECONDS
 step() { echo "[container +$((SECONDS - START))s] $*"; }
+
+STUDENT=xapp/models/default.onnx
+[[ -f $STUDENT ]] || { echo "no shipped student at $STUDENT: produce it with \`ranpd train --profile full\`"; exit 1; }
 
 host_packages=(podman buildah runc debootstrap fuse-overlayfs slirp4netns uidmap)
 missing=()
@@ -63,7 +67,7 @@ podman build --pull=never --format docker -v "$CA:$CA:ro" \
   || { tail -40 "$WORK/build.log"; exit 1; }
 step "image built in $((SECONDS - build_start))s"
 
-cid=$(podman run -d -p "127.0.0.1:$E2_PORT:$E2_PORT" -p "127.0.0.1:$HTTP_PORT:$HTTP_PORT" "$IMAGE")
+cid=$(podman run -d --health-interval disable -p "127.0.0.1:$E2_PORT:$E2_PORT" -p "127.0.0.1:$HTTP_PORT:$HTTP_PORT" "$IMAGE")
 cleanup() {
   podman logs --tail 20 "$cid" 2>&1 | sed 's/^/[xapp] /' || true
   podman rm -f -t 2 "$cid" >/dev/null 2>&1 || true
@@ -77,8 +81,8 @@ for _ in $(seq 60); do
 done
 podman healthcheck run "$cid" >/dev/null || { echo "xApp container never became healthy"; exit 1; }
 
-step "simulator as E2 node against the container: $SCENARIO, $SLOTS slots"
-ranpd e2node --xapp "127.0.0.1:$E2_PORT" --scenario "$SCENARIO" --slots "$SLOTS" --seed 0 --json \
+step "simulator as E2 node against the container: $SCENARIO, $UES UEs, $SLOTS slots"
+ranpd e2node --xapp "127.0.0.1:$E2_PORT" --scenario "$SCENARIO" --slots "$SLOTS" --ues "$UES" --seed 0 --json \
   >"$WORK/e2node.json"
 python3 - "$WORK/e2node.json" <<'PY'
 import json, sys

@@ -72,30 +72,34 @@ def _gain_pct(student: float, baseline: float) -> float | None:
     return 100.0 * (student / baseline - 1.0) if baseline > 0 else None
 
 
-def _table(rows: list[dict], model_version: str):
+def _tables(rows: list[dict], model_version: str):
+    """The KPI table (two rows per scenario) and the E2 loop's latency table."""
     from rich.table import Table
 
-    table = Table(title=f"student ({model_version}) via the xApp vs OLLA, same seeds")
-    for header in ("scenario", "policy", "thr/UE Mbit/s", "gain %", "BLER 1st tx", "BLER resid.", "mean MCS",
-                   "RTT p50 us", "RTT p99 us", "fallback"):
-        table.add_column(header, justify="left" if header in ("scenario", "policy") else "right")
+    kpis = Table(title=f"student {model_version} via the xApp vs OLLA (same seeds)")
+    for header in ("scenario", "policy", "Mbit/s/UE", "gain", "BLER 1st", "BLER res", "MCS"):
+        kpis.add_column(header, justify="left" if header in ("scenario", "policy") else "right",
+                        no_wrap=True)
+    latency = Table(title="E2 loop: indication -> control round trip")
+    for header in ("scenario", "decisions", "RTT p50 us", "RTT p99 us", "deadline us", "fallback"):
+        latency.add_column(header, justify="left" if header == "scenario" else "right", no_wrap=True)
     for row in rows:
-        olla, xapp = row["olla"], row["student"]
-        gain = row["throughput_gain_pct"]
-        table.add_row(row["scenario"], "OLLA", *(f"{olla[k]:.3f}" for k in COMPARED[:1]), "",
-                      *(f"{olla[k]:.3f}" for k in COMPARED[1:]), "", "", "")
+        olla, xapp, gain = row["olla"], row["student"], row["throughput_gain_pct"]
+        kpis.add_row(row["scenario"], "OLLA", *(f"{olla[k]:.3f}" for k in COMPARED[:1]), "",
+                     *(f"{olla[k]:.3f}" for k in COMPARED[1:]))
+        kpis.add_row("", "student", f"{xapp['throughput_mbps']:.3f}",
+                     f"{gain:+.1f}%" if gain is not None else "n/a",
+                     *(f"{xapp[k]:.3f}" for k in COMPARED[1:]), end_section=True)
         rtt = [f"{xapp[k]:.0f}" if xapp[k] is not None else "n/a" for k in ("rtt_p50_us", "rtt_p99_us")]
-        table.add_row("", "student", f"{xapp['throughput_mbps']:.3f}",
-                      f"{gain:+.1f}" if gain is not None else "n/a",
-                      *(f"{xapp[k]:.3f}" for k in COMPARED[1:]), *rtt, f"{xapp['fallback_rate']:.2%}",
-                      end_section=True)
-    return table
+        latency.add_row(row["scenario"], str(xapp["decisions"]), *rtt, f"{xapp['deadline_us']:.0f}",
+                        f"{xapp['fallback_rate']:.2%}")
+    return kpis, latency
 
 
 @click.command()
 @click.option("--scenarios", "scenario_names", default=DEFAULT_SCENARIOS, show_default=True,
               help="Comma-separated built-in scenario names or scenario files.")
-@click.option("--slots", type=click.IntRange(min=1), default=4000, show_default=True,
+@click.option("--slots", type=click.IntRange(min=1), default=8000, show_default=True,
               help="Slots per scenario.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every run (same for both policies).")
 @click.option("--ues", type=click.IntRange(min=1), default=None, help="UEs per scenario (default: the scenario's).")
@@ -149,4 +153,4 @@ def demo(scenario_names, slots, seed, ues, model, deadline_us, as_json) -> None:
     if as_json:
         click.echo(json.dumps({"model": model_version, "slots": slots, "seed": seed, "scenarios": rows}))
     else:
-        Console().print(_table(rows, model_version))
+        Console().print(*_tables(rows, model_version))
