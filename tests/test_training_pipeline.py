@@ -72,3 +72,17 @@ def test_evaluate_rejects_a_missing_model_and_an_unknown_scenario(smoke_run, tmp
     result = CliRunner().invoke(evaluate, ["--model", str(out / "models" / "student-multi.onnx"),
                                            "--scenario", "atlantis"])
     assert result.exit_code != 0 and "unknown scenario" in result.output
+
+
+def test_bench_student_json_reports_sizes_agreement_and_latencies(smoke_run):
+    from ranpd.training.bench import bench_student
+
+    out, _ = smoke_run
+    result = CliRunner().invoke(bench_student, ["--model", str(out / "models" / "student-multi.onnx"),
+                                                "--iterations", "100", "--slots", "10", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["params"] <= 4096 and data["bytes_int8"] < data["bytes_fp32"]
+    assert 0.0 <= data["int8_argmax_agreement"] <= 1.0 and data["agreement_states"] > 0
+    assert set(data["latency"]) == {"fp32_batch1", "fp32_batch64", "int8_batch1", "int8_batch64"}
+    assert all(0 < v["p50_us"] <= v["p99_us"] for v in data["latency"].values())

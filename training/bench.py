@@ -1,7 +1,7 @@
 """`ranpd bench student`: size and onnxruntime inference latency of the shipped student (fp32, int8).
 
-Latency is measured per call with IO binding (input and output bound once, as a baseband
-integration would), one intra-op thread, after a warm-up; we report p50 and p99 in µs at batch 1
+Latency is measured per call of the xApp's `OnnxPolicyModel.score` (input and output bound once
+with IO binding, one intra-op thread), after a warm-up; we report p50 and p99 in µs at batch 1
 and 64. The int8 argmax agreement is measured on observations the student itself visits in the
 simulator (held-out seeds), not read from the card.
 """
@@ -13,45 +13,38 @@ from pathlib import Path
 
 import click
 import numpy as np
-import onnxruntime as ort
 
 from ranpd.simulator.engine import run_policy
 from ranpd.simulator.observation import OBS_DIM
 from ranpd.simulator.policies import ObservationPolicy
 from ranpd.simulator.scenarios import BUILTIN_SCENARIOS
-from ranpd.training.export import INPUT_NAME, OUTPUT_NAME, argmax_agreement, ort_scores, ort_session
-from ranpd.xapp.model_card import ModelCard, card_path_for
+from ranpd.training.export import argmax_agreement
+from ranpd.xapp.model import PACKAGED_MODEL, OnnxPolicyModel
 
 AGREEMENT_SEED = 424_242
 
 
-def latency_us(path: Path, batch: int, iterations: int) -> dict[str, float]:
-    """p50/p99 of one `run_with_iobinding` call, in microseconds."""
-    session = ort_session(path)
+def latency_us(model: OnnxPolicyModel, batch: int, iterations: int) -> dict[str, float]:
+    """p50/p99 of one `OnnxPolicyModel.score` call (the xApp's pre-bound IO path), in microseconds."""
     x = np.random.default_rng(0).random((batch, OBS_DIM), dtype=np.float32)
-    y = ort.OrtValue.ortvalue_from_numpy(np.zeros((batch, session.get_outputs()[0].shape[1] or 29), np.float32))
-    binding = session.io_binding()
-    binding.bind_cpu_input(INPUT_NAME, x)
-    binding.bind_ortvalue_output(OUTPUT_NAME, y)
     for _ in range(min(1000, iterations)):
-        session.run_with_iobinding(binding)
+        model.score(x)
     samples = np.empty(iterations)
     clock = time.perf_counter_ns
     for i in range(iterations):
         start = clock()
-        session.run_with_iobinding(binding)
+        model.score(x)
         samples[i] = clock() - start
     return {"p50_us": float(np.percentile(samples, 50) / 1e3), "p99_us": float(np.percentile(samples, 99) / 1e3)}
 
 
-def visited_states(path: Path, slots: int) -> np.ndarray:
+def visited_states(model: OnnxPolicyModel, slots: int) -> np.ndarray:
     """Observations the model meets when it drives every built-in scenario (a held-out seed)."""
-    session = ort_session(path)
     seen: list[np.ndarray] = []
 
     def score(obs: np.ndarray) -> np.ndarray:
         seen.append(obs.copy())
-        return session.run(None, {INPUT_NAME: obs})[0]
+        return model.score(obs)
 
     for scenario in BUILTIN_SCENARIOS.values():
         run_policy(scenario, ObservationPolicy(score, "probe"), slots=slots, seed=AGREEMENT_SEED)
@@ -68,23 +61,22 @@ def visited_states(path: Path, slots: int) -> np.ndarray:
 def bench_student(model: Path | None, iterations: int, slots: int, as_json: bool) -> None:
     """Student params, ONNX bytes (fp32, int8), int8 argmax agreement, and onnxruntime p50/p99 latency
     at batch 1 and 64 on one thread with IO binding (about 2-4 µs per call is the Python floor)."""
-    from ranpd.training.pipeline import SHIPPED_MODEL
-
-    fp32 = model or SHIPPED_MODEL
+    fp32 = model or PACKAGED_MODEL
     int8 = fp32.with_name(fp32.stem + ".int8.onnx")
     for path in (fp32, int8):
         if not path.is_file():
             raise click.BadParameter(f"missing {path} (written by `ranpd train --profile full`)", param_hint="--model")
-    card = ModelCard.load(card_path_for(fp32))
-    states = visited_states(fp32, slots)
+    models = {"fp32": OnnxPolicyModel.load(fp32), "int8": OnnxPolicyModel.load(int8)}
+    card = models["fp32"].card
+    states = visited_states(models["fp32"], slots)
     result = {
         "model": str(fp32), "params": card.params, "architecture": card.architecture,
         "bytes_fp32": fp32.stat().st_size, "bytes_int8": int8.stat().st_size,
         "fp32_bits_under_1mbit": card.params * 32 < 1_000_000,
-        "int8_argmax_agreement": argmax_agreement(ort_scores(fp32, states), ort_scores(int8, states)),
+        "int8_argmax_agreement": argmax_agreement(models["fp32"].score(states).copy(), models["int8"].score(states)),
         "agreement_states": len(states), "threads": 1, "iterations": iterations,
-        "latency": {f"{precision}_batch{batch}": latency_us(path, batch, iterations)
-                    for precision, path in (("fp32", fp32), ("int8", int8)) for batch in (1, 64)},
+        "latency": {f"{precision}_batch{batch}": latency_us(m, batch, iterations)
+                    for precision, m in models.items() for batch in (1, 64)},
     }
     if as_json:
         click.echo(json.dumps(result, indent=2))

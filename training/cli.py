@@ -40,9 +40,9 @@ def train(profile: str, out: Path | None, seed: int, ship: bool | None, workers:
 
 
 def _model_path(model: str) -> Path:
-    from ranpd.training.pipeline import SHIPPED_MODEL
+    from ranpd.xapp.model import PACKAGED_MODEL
 
-    path = SHIPPED_MODEL if model == DEFAULT_MODEL else Path(model)
+    path = PACKAGED_MODEL if model == DEFAULT_MODEL else Path(model)
     if not path.is_file():
         raise click.BadParameter(f"no ONNX model at {path}" + (
             " (the shipped student is created by `ranpd train --profile full`)" if model == DEFAULT_MODEL else ""),

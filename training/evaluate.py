@@ -8,7 +8,8 @@ grid (baselines x scenarios x seeds) can run on a process pool. Baselines:
   throughput on a *tuning* seed, then reported on the evaluation seeds (tuning on the reported
   seeds would flatter the baseline with the noise of those seeds).
 
-Learned policies (teachers and students alike) are ONNX files scored by onnxruntime.
+Learned policies (teachers and students alike) are ONNX files with their cards, scored by the
+xApp's `OnnxPolicyModel`, so evaluation runs the code that serves.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from ranpd.simulator.engine import Simulation
 from ranpd.simulator.policies import LinkAdaptationPolicy, ObservationPolicy, make_baseline
 from ranpd.simulator.scenarios import Scenario
 from ranpd.training.config import EvalConfig
-from ranpd.training.export import ort_session
+from ranpd.xapp.model import OnnxPolicyModel
 
 KPI_KEYS = ("throughput_mbps", "cell_throughput_mbps", "spectral_efficiency", "bler_first_tx",
             "bler_residual", "mean_mcs", "throughput_p5_mbps")
@@ -46,8 +47,8 @@ class PolicySpec:
 
 
 def onnx_policy(path: Path, name: str) -> ObservationPolicy:
-    session = ort_session(path)
-    return ObservationPolicy(lambda obs: session.run(None, {"obs": obs})[0], name=name)
+    """The xApp's own model wrapper (validated, pre-bound IO) behind the offline policy."""
+    return ObservationPolicy(OnnxPolicyModel.load(path).score, name=name)
 
 
 def olla_spec(target: float = 0.1, step_db: float = 1.0, name: str | None = None) -> PolicySpec:

@@ -27,14 +27,13 @@ from ranpd.training import report as rpt
 from ranpd.training.config import TrainConfig
 from ranpd.training.distill import DistillGroup, distill
 from ranpd.training.dqn import train_dqn
-from ranpd.training.evaluate import BASELINES, PolicySpec, evaluate, tune_olla
+from ranpd.training.evaluate import BASELINES, KPI_KEYS, PolicySpec, evaluate, tune_olla
 from ranpd.training.export import argmax_agreement, export_onnx, ort_scores, parity, quantize_int8, write_card
 from ranpd.training.networks import count_params, describe
+from ranpd.xapp.model import PACKAGED_MODEL
 from ranpd.xapp.model_card import ModelCard, card_path_for
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_MODEL = REPO_ROOT / "xapp" / "models" / "default.onnx"
-SHIPPED_REPORT = REPO_ROOT / "docs" / "report"
+SHIPPED_REPORT = Path(__file__).resolve().parent.parent / "docs" / "report"
 
 console = Console(stderr=True)
 
@@ -86,21 +85,43 @@ def run_pipeline(cfg: TrainConfig, out: Path, ship: bool = False, workers: int =
     for name, log in logs.items():
         _save_json(out / "logs" / f"{name}.json", log)
 
-    # 3. Export: every model to ONNX with a card; students also as int8, with parity figures.
+    # 3. Export: every model to ONNX with its card (the xApp's loader needs the card); students
+    #    also as int8. Parity and int8 agreement on held-out states the students visited.
     t0 = time.perf_counter()
     config = cfg.to_dict()
-    teacher_paths = {rpt.TEACHER: export_onnx(generalist.q_network, models / f"{rpt.TEACHER}.onnx", cfg.onnx_opset)}
+    names = list(BUILTIN_SCENARIOS)
+    teacher_cfg = {"profile": cfg.profile, "seed": cfg.seed, "teacher": config["teacher"]}
+    cards: dict[str, dict[str, Any]] = {}      # policy name -> write_card arguments
+
+    def export(policy: str, model: torch.nn.Module, file: str, **card_args) -> Path:
+        path = export_onnx(model, models / file, cfg.onnx_opset)
+        cards[policy] = dict(onnx_path=path, name=policy, model=model, opset=cfg.onnx_opset, **card_args)
+        write_card(**cards[policy])
+        return path
+
+    paths = {rpt.TEACHER: export(rpt.TEACHER, generalist.q_network, f"{rpt.TEACHER}.onnx", kind="teacher",
+                                 architecture=describe(cfg.teacher.hidden), scenarios=names + ["randomized"],
+                                 training_config=teacher_cfg)}
     for family, net in specialists.items():
-        teacher_paths[family] = export_onnx(net, models / f"teacher-{family}.onnx", cfg.onnx_opset)
-    scratch_path = export_onnx(scratch.q_network, models / f"{rpt.SCRATCH}.onnx", cfg.onnx_opset)
+        paths[family] = export(f"teacher-{family}", net, f"teacher-{family}.onnx", kind="teacher",
+                               architecture=describe(cfg.teacher.hidden), scenarios=FAMILIES[family],
+                               training_config=teacher_cfg)
+    paths[rpt.SCRATCH] = export(rpt.SCRATCH, scratch.q_network, f"{rpt.SCRATCH}.onnx", kind="student",
+                                architecture=describe(cfg.distill.hidden), scenarios=names + ["randomized"],
+                                training_config={"profile": cfg.profile, "seed": cfg.seed,
+                                                 "rl_from_scratch": asdict(cfg.scratch)})
     students: dict[str, dict] = {}
-    student_paths: dict[str, Path] = {}
     for name, result in ((rpt.SINGLE, single), (rpt.MULTI, multi)):
-        fp32 = export_onnx(result.student, models / f"{name}.onnx", cfg.onnx_opset)
+        student_args = dict(kind="student", architecture=describe(cfg.distill.hidden), scenarios=names,
+                            training_config={"profile": cfg.profile, "seed": cfg.seed, "distill": config["distill"],
+                                             "teachers": "teacher-generalist" if name == rpt.SINGLE else
+                                             "one specialist per family: " + ", ".join(FAMILIES)})
+        fp32 = paths[name] = export(name, result.student, f"{name}.onnx", **student_args)
         half = len(result.holdout_states) // 2        # calibrate on one half, measure on the other
-        int8 = quantize_int8(fp32, models / f"{name}.int8.onnx", result.holdout_states[:half])
+        int8 = paths[f"{name}-int8"] = quantize_int8(fp32, models / f"{name}.int8.onnx", result.holdout_states[:half])
+        cards[f"{name}-int8"] = {**cards[name], "onnx_path": int8, "name": f"{name}-int8", "precision": "int8"}
+        write_card(**cards[f"{name}-int8"])
         held = result.holdout_states[half:]
-        student_paths[name], student_paths[f"{name}-int8"] = fp32, int8
         students[name] = {
             "architecture": describe(cfg.distill.hidden), "params": count_params(result.student),
             "bytes_fp32": fp32.stat().st_size, "bytes_int8": int8.stat().st_size,
@@ -110,20 +131,17 @@ def run_pipeline(cfg: TrainConfig, out: Path, ship: bool = False, workers: int =
         }
     wall["export"] = time.perf_counter() - t0
 
-    # 4. Closed-loop evaluation on every built-in scenario, same seeds for all.
+    # 4. Closed-loop evaluation on every built-in scenario, same seeds for all; each scenario's
+    #    specialist is its family's teacher.
     t0 = time.perf_counter()
     console.log("evaluation: tuning OLLA per scenario")
     olla_best = tune_olla(scenarios, cfg.evaluation, workers)
 
-    def onnx(name: str, path: Path) -> PolicySpec:
-        return PolicySpec(name, "onnx", {"path": str(path)})
+    def onnx(policy: str, path_key: str | None = None) -> PolicySpec:
+        return PolicySpec(policy, "onnx", {"path": str(paths[path_key or policy])})
 
-    policies = {sc.name: [*BASELINES, olla_best[sc.name], onnx(rpt.TEACHER, teacher_paths[rpt.TEACHER]),
-                          onnx(rpt.SPECIALIST, teacher_paths[sc.family]),
-                          onnx(rpt.SINGLE, student_paths[rpt.SINGLE]), onnx(rpt.MULTI, student_paths[rpt.MULTI]),
-                          onnx(rpt.SINGLE_INT8, student_paths[f"{rpt.SINGLE}-int8"]),
-                          onnx(rpt.MULTI_INT8, student_paths[f"{rpt.MULTI}-int8"]),
-                          onnx(rpt.SCRATCH, scratch_path)]
+    learned = (rpt.TEACHER, rpt.SINGLE, rpt.MULTI, rpt.SINGLE_INT8, rpt.MULTI_INT8, rpt.SCRATCH)
+    policies = {sc.name: [*BASELINES, olla_best[sc.name], onnx(rpt.SPECIALIST, sc.family), *map(onnx, learned)]
                 for sc in scenarios}
     console.log("evaluation: every policy on every scenario")
     table = evaluate(scenarios, policies, cfg.evaluation, workers)
@@ -133,35 +151,21 @@ def run_pipeline(cfg: TrainConfig, out: Path, ship: bool = False, workers: int =
     wall["total"] = time.perf_counter() - started
     head = rpt.summary(table, family_of)
 
-    # 5. Model cards with the figures measured above, the results and the report.
-    def figures(policy: str) -> dict[str, Any]:
-        return {"throughput_mbps": {s: table[s][policy]["throughput_mbps"] for s in table},
-                "bler_first_tx": {s: table[s][policy]["bler_first_tx"] for s in table},
-                **{k: v for k, v in head[policy].items()},
-                "eval_slots": cfg.evaluation.slots, "eval_seeds": list(cfg.evaluation.seeds)}
+    # 5. Cards again, now with the figures measured above; the results and the report.
+    def figures(policy: str, subset: list[str]) -> dict[str, Any]:
+        return {"eval_slots": cfg.evaluation.slots, "eval_seeds": list(cfg.evaluation.seeds),
+                **{key: {s: table[s][policy][key] for s in subset} for key in KPI_KEYS}}
 
-    names = list(BUILTIN_SCENARIOS)
-    write_card(teacher_paths[rpt.TEACHER], name=rpt.TEACHER, kind="teacher", model=generalist.q_network,
-               architecture=describe(cfg.teacher.hidden), scenarios=names + ["randomized"], opset=cfg.onnx_opset,
-               training_config={"profile": cfg.profile, "teacher": config["teacher"]}, evaluation=figures(rpt.TEACHER))
-    for family, net in specialists.items():
-        write_card(teacher_paths[family], name=f"teacher-{family}", kind="teacher", model=net,
-                   architecture=describe(cfg.teacher.hidden), scenarios=FAMILIES[family], opset=cfg.onnx_opset,
-                   training_config={"profile": cfg.profile, "teacher": config["teacher"]})
-    write_card(scratch_path, name=rpt.SCRATCH, kind="student", model=scratch.q_network,
-               architecture=describe(cfg.distill.hidden), scenarios=names + ["randomized"], opset=cfg.onnx_opset,
-               training_config={"profile": cfg.profile, "rl_from_scratch": asdict(cfg.scratch)},
-               evaluation=figures(rpt.SCRATCH))
-    for name, result in ((rpt.SINGLE, single), (rpt.MULTI, multi)):
-        teachers = "teacher-generalist" if name == rpt.SINGLE else "one specialist per family: " + ", ".join(FAMILIES)
-        for path, precision, policy in ((student_paths[name], "fp32", name),
-                                        (student_paths[f"{name}-int8"], "int8", f"{name}-int8")):
-            write_card(path, name=policy, kind="student", model=result.student, architecture=students[name]["architecture"],
-                       scenarios=names, opset=cfg.onnx_opset, precision=precision,
-                       training_config={"profile": cfg.profile, "distill": config["distill"], "teachers": teachers,
-                                        "seed": cfg.seed},
-                       evaluation={**figures(policy), **students[name],
-                                   "retention": head["retention"][policy]})
+    for policy, args in cards.items():
+        if policy.startswith("teacher-") and policy != rpt.TEACHER:
+            evaluation = figures(rpt.SPECIALIST, FAMILIES[policy.removeprefix("teacher-")])
+        else:
+            evaluation = {**figures(policy, names), **head[policy]}
+        if policy in head["retention"]:
+            evaluation["retention"] = head["retention"][policy]
+        if policy.removesuffix("-int8") in students:
+            evaluation.update(students[policy.removesuffix("-int8")])
+        write_card(**args, evaluation=evaluation)
     results = {"table": table, "summary": head, "olla_best": olla_params, "students": students, "wall_s": wall}
     _save_json(out / "results.json", results)
     report_path = rpt.write_report(out / "report", table=table, families=family_of, olla_best=olla_params,
@@ -171,13 +175,13 @@ def run_pipeline(cfg: TrainConfig, out: Path, ship: bool = False, workers: int =
 
     if ship:
         shipped = max((rpt.SINGLE, rpt.MULTI), key=lambda p: np.mean([table[s][p]["throughput_mbps"] for s in table]))
-        install_student(student_paths[shipped], SHIPPED_MODEL, name="default", origin=shipped, command=command)
-        install_student(student_paths[f"{shipped}-int8"], SHIPPED_MODEL.with_name("default.int8.onnx"),
+        install_student(paths[shipped], PACKAGED_MODEL, name="default", origin=shipped, command=command)
+        install_student(paths[f"{shipped}-int8"], PACKAGED_MODEL.with_name("default.int8.onnx"),
                         name="default-int8", origin=f"{shipped}-int8", command=command)
         if SHIPPED_REPORT.exists():
             shutil.rmtree(SHIPPED_REPORT)
         shutil.copytree(out / "report", SHIPPED_REPORT)
-        console.log(f"shipped {shipped} as {SHIPPED_MODEL} and the report to {SHIPPED_REPORT}")
+        console.log(f"shipped {shipped} as {PACKAGED_MODEL} and the report to {SHIPPED_REPORT}")
         results["shipped"] = shipped
     return results
 
