@@ -9,8 +9,9 @@ over. When the xApp goes away the node runs on OLLA and reconnects with exponent
 (E2 Setup §8.3.1, then RIC Subscription §8.2.1 again): no UE-slot ever goes without an MCS.
 
 The simulator runs faster or slower than real time, so the deadline is a per-slot round-trip
-budget on the wall clock, measured from sending the indication (default: one slot of the
-scenario's numerology, TS 38.211 §4.3.2).
+budget on the wall clock (default: one slot of the scenario's numerology, TS 38.211 §4.3.2),
+counted like the reported RTT from the moment the node starts encoding the indication until it
+has read the control.
 
 Transport: one blocking TCP socket (TCP_NODELAY) with the stream framing of `ranpd.proto.framing`;
 a per-slot request/response loop needs no event loop.
@@ -38,6 +39,8 @@ from ranpd.simulator.tables import MCS_TABLES
 LA_ACTION_ID = 1
 REQUEST_ID = e2ap_pb2.RicRequestId(requestor_id=1, instance_id=1)
 MAX_PENDING = 1024          # unanswered indications remembered for late-RTT measurement
+# Errors after which the subscription is gone: set the link up again (E2 Setup, Subscription).
+RESUBSCRIBE_CAUSES = {e2ap_pb2.CAUSE_UNKNOWN_SUBSCRIPTION, e2ap_pb2.CAUSE_MESSAGE_NOT_COMPATIBLE}
 
 
 class E2LinkError(ConnectionError):
@@ -246,10 +249,16 @@ class E2Node:
                     return self._align(report, control)
                 self._report_late(link, envelope.ric_control_request)
             elif kind == "error_indication":
+                error = envelope.error_indication
                 self.stats.error_indications += 1
-                if envelope.error_indication.sequence_number == sequence:
+                if error.cause in RESUBSCRIBE_CAUSES:
+                    raise E2LinkError(f"xApp lost the subscription: {e2ap_pb2.Cause.Name(error.cause)}")
+                if error.sequence_number == sequence:
                     self._sent_ns.pop(sequence, None)
                     return None
+            elif kind == "reset_request":       # E2AP §8.3.3: both ends drop their subscriptions
+                link.send(wrap(e2ap_pb2.ResetResponse(), envelope.transaction_id))
+                raise E2LinkError("xApp reset the E2 connection")
         return None
 
     def _align(self, report: SlotReport, control: la_codec.ControlDecision) -> np.ndarray:

@@ -125,3 +125,23 @@ def test_xapp_killed_mid_run_node_falls_back_and_reconnects(student, counted_ste
     assert seen[restart_at]["xapp"] == seen[kill_at]["xapp"]        # ... and only OLLA
     assert result["reconnects"] >= 1
     assert result["xapp_decisions"] > seen[restart_at]["xapp"]     # the xApp decides again
+
+
+def test_lost_subscription_sets_the_link_up_again(student):
+    """The xApp forgets the subscription (ErrorIndication UNKNOWN_SUBSCRIPTION): the node falls
+    back for that slot, sets up and subscribes again, and the xApp decides again."""
+    with _xapp(student) as running:
+        node = E2Node(SCENARIO, ("127.0.0.1", running.e2_port), seed=SEED, n_ues=UES, deadline_us=2e6,
+                      backoff_s=(0.0, 0.0))
+        before: dict[str, int] = {}
+
+        def on_slot(i: int) -> None:
+            if i == 100:
+                before["xapp"] = node.stats.xapp_decisions
+                for session in running.service.sessions:
+                    session.subscriptions.clear()
+
+        result = node.run(300, on_slot=on_slot)
+    assert result["error_indications"] >= 1 and result["reconnects"] == 1
+    assert 0 < result["fallbacks"] < result["scheduled"]
+    assert result["xapp_decisions"] > before["xapp"] > 0
