@@ -147,7 +147,8 @@ class LoopStats:
     error_indications: int = 0
     reconnects: int = 0          # links re-established after a loss
     connect_failures: int = 0
-    rtt_ns: list[int] = field(default_factory=list)    # indication sent -> control received (late ones too)
+    # Indication built -> control read; a late control counts until the node read it (upper bound).
+    rtt_ns: list[int] = field(default_factory=list)
 
     def summary(self, deadline_us: float) -> dict:
         rtt = np.asarray(self.rtt_ns, np.float64) / 1e3
@@ -165,6 +166,7 @@ class LoopStats:
             "late_controls": self.late_controls,
             "error_indications": self.error_indications,
             "reconnects": self.reconnects,
+            "connect_failures": self.connect_failures,
         }
 
 
