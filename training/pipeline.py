@@ -28,7 +28,7 @@ from ranpd.training.config import TrainConfig
 from ranpd.training.distill import DistillGroup, distill
 from ranpd.training.dqn import train_dqn
 from ranpd.training.evaluate import BASELINES, KPI_KEYS, PolicySpec, evaluate, tune_olla
-from ranpd.training.export import argmax_agreement, export_onnx, ort_scores, parity, quantize_int8, write_card
+from ranpd.training.export import QUANTIZATION, argmax_agreement, export_onnx, ort_scores, parity, quantize_int8, write_card
 from ranpd.training.networks import count_params, describe
 from ranpd.xapp.model import PACKAGED_MODEL
 from ranpd.xapp.model_card import ModelCard, card_path_for
@@ -45,6 +45,8 @@ def _save_json(path: Path, data: Any) -> None:
 
 def run_pipeline(cfg: TrainConfig, out: Path, ship: bool = False, workers: int = 1,
                  command: str = "ranpd train") -> dict[str, Any]:
+    """Run every stage of `cfg` into `out`; return the results (also saved as results.json).
+    `workers` processes run the closed-loop evaluation; `command` is quoted in the report and cards."""
     torch.set_num_threads(1)
     started = time.perf_counter()
     wall: dict[str, float] = {}
@@ -119,7 +121,8 @@ def run_pipeline(cfg: TrainConfig, out: Path, ship: bool = False, workers: int =
         fp32 = paths[name] = export(name, result.student, f"{name}.onnx", **student_args)
         half = len(result.holdout_states) // 2        # calibrate on one half, measure on the other
         int8 = paths[f"{name}-int8"] = quantize_int8(fp32, models / f"{name}.int8.onnx", result.holdout_states[:half])
-        cards[f"{name}-int8"] = {**cards[name], "onnx_path": int8, "name": f"{name}-int8", "precision": "int8"}
+        cards[f"{name}-int8"] = {**cards[name], "onnx_path": int8, "name": f"{name}-int8", "precision": "int8",
+                                 "architecture": f"{cards[name]['architecture']}, {QUANTIZATION}"}
         write_card(**cards[f"{name}-int8"])
         held = result.holdout_states[half:]
         students[name] = {

@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ranpd.training.export import QUANTIZATION  # noqa: E402
 from ranpd.training.networks import describe  # noqa: E402
 
 # policy names used in the evaluation table
@@ -196,8 +197,8 @@ def write_report(out_dir: Path, *, table: dict, families: dict[str, str], olla_b
         "scenario id in its input.",
         "- **Ablation** (`scratch-small-rl`): the student's architecture trained by the same DQN with the "
         "teacher's budget and no teacher.",
-        "- **int8**: ONNX Runtime static QDQ quantisation (int8 weights, uint8 activations), calibrated on half "
-        "the held-out student states, agreement measured on the other half.",
+        f"- **int8**: ONNX Runtime {QUANTIZATION}; calibrated on half the held-out student states, argmax "
+        "agreement with fp32 measured on the other half.",
         "",
         "## Headline (means over all built-in scenarios)",
         "",
