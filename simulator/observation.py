@@ -28,6 +28,7 @@ NACK_EWMA_ALPHA = 0.1
 OFFSET_STEP_DB = 0.5           # internal OLLA-like offset (a feature, not a decision)
 OFFSET_TARGET_BLER = 0.1
 OFFSET_LIMIT_DB = 10.0
+NEVER = -(1 << 40)             # slot stamp of "no report / no feedback yet": ages saturate
 
 FEATURES = (
     "cqi", "cqi_age", "cqi_trend", "mcs_table_256qam", "nack_ewma", "ack_offset",
@@ -50,12 +51,12 @@ class ObservationBuilder:
         n = capacity
         self.cqi = np.zeros(n, np.int64)
         self.prev_cqi = np.zeros(n, np.int64)
-        self.cqi_slot = np.full(n, -(1 << 40), np.int64)   # "never reported": age saturates
+        self.cqi_slot = np.full(n, NEVER, np.int64)
         self.nack_ewma = np.zeros(n, np.float64)
         self.ack_offset_db = np.zeros(n, np.float64)
         self.hist_ack = np.zeros((n, HISTORY), np.float32)     # +1 ACK, -1 NACK, 0 none
         self.hist_mcs = np.zeros((n, HISTORY), np.float32)      # MCS index used
-        self.feedback_slot = np.full(n, -(1 << 40), np.int64)
+        self.feedback_slot = np.full(n, NEVER, np.int64)
 
     @property
     def capacity(self) -> int:
@@ -65,12 +66,12 @@ class ObservationBuilder:
         """Forget everything about these rows (a UE attached or a store slot was reused)."""
         self.cqi[rows] = 0
         self.prev_cqi[rows] = 0
-        self.cqi_slot[rows] = -(1 << 40)
+        self.cqi_slot[rows] = NEVER
         self.nack_ewma[rows] = 0.0
         self.ack_offset_db[rows] = 0.0
         self.hist_ack[rows] = 0.0
         self.hist_mcs[rows] = 0.0
-        self.feedback_slot[rows] = -(1 << 40)
+        self.feedback_slot[rows] = NEVER
 
     def apply_cqi(self, rows, cqi, report_slot) -> None:
         """A CSI report (wideband CQI) whose reference resource lies at `report_slot`.
@@ -78,10 +79,13 @@ class ObservationBuilder:
         Reports older than the one held are ignored, so a report repeated in several E2
         indications (same slot) is idempotent.
         """
-        rows, cqi, report_slot = np.atleast_1d(rows), np.atleast_1d(cqi), np.atleast_1d(report_slot)
+        rows = np.atleast_1d(rows)
+        if rows.size == 0:
+            return
+        cqi, report_slot = np.atleast_1d(cqi), np.atleast_1d(report_slot)
         newer = report_slot > self.cqi_slot[rows]
         rows, cqi, report_slot = rows[newer], cqi[newer], report_slot[newer]
-        self.prev_cqi[rows] = np.where(self.cqi_slot[rows] < 0, cqi, self.cqi[rows])
+        self.prev_cqi[rows] = np.where(self.cqi_slot[rows] == NEVER, cqi, self.cqi[rows])
         self.cqi[rows] = cqi
         self.cqi_slot[rows] = report_slot
 
@@ -91,7 +95,10 @@ class ObservationBuilder:
         Only first transmissions update the link state: their outcome is what the MCS choice
         controls (retransmissions reuse the first transmission's MCS).
         """
-        rows, ack, mcs, tx_number = (np.atleast_1d(a) for a in (rows, ack, mcs, tx_number))
+        rows = np.atleast_1d(rows)
+        if rows.size == 0:
+            return
+        ack, mcs, tx_number = np.atleast_1d(ack), np.atleast_1d(mcs), np.atleast_1d(tx_number)
         first = tx_number == 1
         rows, ack, mcs = rows[first], ack[first].astype(bool), mcs[first]
         if rows.size == 0:

@@ -1,0 +1,44 @@
+"""The observation builder: what a policy sees is built from gNB events only, deterministically."""
+import numpy as np
+
+from ranpd.simulator.observation import FEATURES, OBS_DIM, ObservationBuilder
+
+COL = {name: i for i, name in enumerate(FEATURES)}
+
+
+def observe_one(builder, slot, row=0):
+    return builder.observe([row], slot, prbs=[68], layers=[1], buffer_bytes=[1 << 30])[0]
+
+
+def test_cqi_age_and_trend_follow_the_reports_including_the_attach_report_before_slot_zero():
+    b = ObservationBuilder(2)
+    b.apply_cqi([0], [9], [-8])            # the attach report: reference resource before slot 0
+    obs = observe_one(b, 2)
+    assert obs[COL["cqi"]] == np.float32(9 / 15) and obs[COL["cqi_trend"]] == 0.0
+    assert obs[COL["cqi_age"]] == np.float32(10 / 64)
+    b.apply_cqi([0], [12], [2])
+    assert observe_one(b, 10)[COL["cqi_trend"]] == np.float32(3 / 15)
+    b.apply_cqi([0], [4], [1])             # older than the one held: ignored
+    assert observe_one(b, 10)[COL["cqi"]] == np.float32(12 / 15)
+    assert observe_one(b, 1000)[COL["cqi_age"]] == 1.0
+
+
+def test_only_first_transmission_feedback_enters_the_history_newest_first():
+    b = ObservationBuilder(1)
+    b.apply_harq([0], [False], [20], [1], slot=5)
+    b.apply_harq([0], [True], [20], [2], slot=6)    # a retransmission: ignored
+    b.apply_harq([0], [True], [14], [1], slot=7)
+    obs = observe_one(b, 9)
+    assert list(obs[[COL["ack_0"], COL["ack_1"], COL["ack_2"]]]) == [1.0, -1.0, 0.0]
+    assert obs[COL["mcs_0"]] == np.float32(14 / 28) and obs[COL["mcs_1"]] == np.float32(20 / 28)
+    assert obs[COL["feedback_age"]] == np.float32(2 / 64)
+    assert 0.0 < obs[COL["nack_ewma"]] < 0.2
+    assert obs.shape == (OBS_DIM,) and np.all(np.abs(obs) <= 1.0)
+
+
+def test_reset_rows_forgets_a_ue():
+    b = ObservationBuilder(2)
+    b.apply_cqi([1], [15], [0])
+    b.apply_harq([1], [False], [27], [1], slot=3)
+    b.reset_rows([1])
+    np.testing.assert_array_equal(observe_one(b, 5, row=1), observe_one(ObservationBuilder(2), 5, row=1))
