@@ -23,6 +23,7 @@ import click
 
 DEFAULT_SCENARIOS = "uma-mid-pedestrian,uma-mid-vehicular,uma-low-pedestrian"
 COMPARED = ("throughput_mbps", "bler_first_tx", "bler_residual", "mean_mcs")
+DIGITS = {"throughput_mbps": 2, "bler_first_tx": 3, "bler_residual": 3, "mean_mcs": 2}
 
 
 def _free_port() -> int:
@@ -74,22 +75,23 @@ def _gain_pct(student: float, baseline: float) -> float | None:
 
 def _tables(rows: list[dict], model_version: str):
     """The KPI table (two rows per scenario) and the E2 loop's latency table."""
+    from rich import box
     from rich.table import Table
 
-    kpis = Table(title=f"student {model_version} via the xApp vs OLLA (same seeds)")
-    for header in ("scenario", "policy", "Mbit/s/UE", "gain", "BLER 1st", "BLER res", "MCS"):
+    kpis = Table(title=f"student {model_version} via the xApp vs OLLA (same seeds)", box=box.SIMPLE_HEAD)
+    for header in ("scenario", "policy", "Mbit/s/UE", "gain", "BLER 1st", "BLER res", "mean MCS"):
         kpis.add_column(header, justify="left" if header in ("scenario", "policy") else "right",
                         no_wrap=True)
-    latency = Table(title="E2 loop: indication -> control round trip")
-    for header in ("scenario", "decisions", "RTT p50 us", "RTT p99 us", "deadline us", "fallback"):
+    latency = Table(title="E2 loop: indication -> control round trip (us), UE-slots decided",
+                    box=box.SIMPLE_HEAD)
+    for header in ("scenario", "UE-slots", "RTT p50", "RTT p99", "deadline", "fallback"):
         latency.add_column(header, justify="left" if header == "scenario" else "right", no_wrap=True)
     for row in rows:
         olla, xapp, gain = row["olla"], row["student"], row["throughput_gain_pct"]
-        kpis.add_row(row["scenario"], "OLLA", *(f"{olla[k]:.3f}" for k in COMPARED[:1]), "",
-                     *(f"{olla[k]:.3f}" for k in COMPARED[1:]))
-        kpis.add_row("", "student", f"{xapp['throughput_mbps']:.3f}",
-                     f"{gain:+.1f}%" if gain is not None else "n/a",
-                     *(f"{xapp[k]:.3f}" for k in COMPARED[1:]), end_section=True)
+        olla_cells, xapp_cells = ([f"{kpis_[k]:.{DIGITS[k]}f}" for k in COMPARED] for kpis_ in (olla, xapp))
+        kpis.add_row(row["scenario"], "OLLA", olla_cells[0], "", *olla_cells[1:])
+        kpis.add_row("", "student", xapp_cells[0], f"{gain:+.1f}%" if gain is not None else "n/a",
+                     *xapp_cells[1:], end_section=True)
         rtt = [f"{xapp[k]:.0f}" if xapp[k] is not None else "n/a" for k in ("rtt_p50_us", "rtt_p99_us")]
         latency.add_row(row["scenario"], str(xapp["decisions"]), *rtt, f"{xapp['deadline_us']:.0f}",
                         f"{xapp['fallback_rate']:.2%}")
@@ -153,4 +155,7 @@ def demo(scenario_names, slots, seed, ues, model, deadline_us, as_json) -> None:
     if as_json:
         click.echo(json.dumps({"model": model_version, "slots": slots, "seed": seed, "scenarios": rows}))
     else:
-        Console().print(*_tables(rows, model_version))
+        out = Console()
+        if not out.is_terminal:     # logs and pipes: no 80-column default that truncates the table
+            out.width = 120
+        out.print(*_tables(rows, model_version))
