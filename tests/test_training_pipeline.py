@@ -49,7 +49,7 @@ def test_smoke_pipeline_measures_parity_and_int8_agreement(smoke_run):
         assert student["bytes_int8"] < student["bytes_fp32"]
     table = results["table"]["uma-mid-pedestrian"]
     assert {"illa", "olla", "olla-best", "teacher-generalist", "student-single", "student-multi-int8",
-            "scratch-small-rl"} <= table.keys()
+            "scratch-small-rl", "teacher-generalist@20", "scratch-small-rl@20"} <= table.keys()
 
 
 def test_evaluate_json_has_simulate_keys_and_an_olla_object(smoke_run):

@@ -70,6 +70,9 @@ class TrainConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     onnx_opset: int = 17
+    # env steps at which the generalist teacher and the small RL-from-scratch model are copied and
+    # evaluated too: learning curves in closed loop (what the RL budget buys each architecture)
+    curve_steps: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,6 +93,7 @@ def smoke_profile(seed: int = 0) -> TrainConfig:
                               episode_slots=50, epochs=2, batch_size=128),
         evaluation=EvalConfig(slots=60, n_ues=8, olla_targets=(0.1, 0.3), olla_steps_db=(1.0,),
                               holdout_states=256),
+        curve_steps=(20,),
     )
 
 
@@ -103,6 +107,7 @@ def full_profile(seed: int = 0) -> TrainConfig:
         distill=DistillConfig(teacher_rollout_steps=3000, dagger_rounds=3, dagger_steps=1500, n_ues=256,
                               episode_slots=1000, epochs=8),
         evaluation=EvalConfig(slots=4000, seeds=(1001, 1002, 1003), holdout_states=8192),
+        curve_steps=(3_000, 10_000),
     )
 
 

@@ -13,6 +13,7 @@ Reads top to bottom: config -> environment -> network -> replay buffer -> loop
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,11 +68,13 @@ def epsilon_at(step: int, cfg: DqnConfig) -> float:
 class DqnResult:
     q_network: nn.Module
     log: list[dict] = field(default_factory=list)
+    snapshots: dict[int, nn.Module] = field(default_factory=dict)   # env step -> Q-network copy
 
 
 def train_dqn(cfg: DqnConfig, scenarios: list[Scenario], seed: int, randomize: bool = False,
-              desc: str = "dqn") -> DqnResult:
-    """Train a Q-network on `scenarios` (domain randomisation on top if `randomize`)."""
+              desc: str = "dqn", snapshot_at: tuple[int, ...] = ()) -> DqnResult:
+    """Train a Q-network on `scenarios` (domain randomisation instead if `randomize`); keep copies
+    of the network after the env steps in `snapshot_at` (for learning curves)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     env = LinkAdaptationEnv(scenarios, n_ues=cfg.n_ues, episode_slots=cfg.episode_slots,
@@ -82,6 +85,7 @@ def train_dqn(cfg: DqnConfig, scenarios: list[Scenario], seed: int, randomize: b
 
     obs, _ = env.reset(seed=seed)
     log: list[dict] = []
+    snapshots: dict[int, nn.Module] = {}
     losses, rewards = [], []
     for step in (bar := tqdm(range(cfg.env_steps), desc=desc, leave=False)):
         # act: epsilon-greedy per UE
@@ -117,6 +121,8 @@ def train_dqn(cfg: DqnConfig, scenarios: list[Scenario], seed: int, randomize: b
             log.append(row)
             bar.set_postfix(reward=row["mean_reward"], loss=row["loss"], eps=row["epsilon"])
             losses, rewards = [], []
+        if step + 1 in snapshot_at:
+            snapshots[step + 1] = copy.deepcopy(q_network).eval()
     env.close()
     q_network.eval()
-    return DqnResult(q_network, log)
+    return DqnResult(q_network, log, snapshots)

@@ -66,10 +66,12 @@ def run_pipeline(cfg: TrainConfig, out: Path, ship: bool = False, workers: int =
                            desc=f"teacher {family}")
         specialists[family], logs[f"teacher-{family}"] = result.q_network, result.log
     console.log("teacher: generalist (domain randomisation over every scenario)")
-    generalist = train_dqn(cfg.teacher, scenarios, seed=cfg.seed, randomize=True, desc="teacher generalist")
+    generalist = train_dqn(cfg.teacher, scenarios, seed=cfg.seed, randomize=True, desc="teacher generalist",
+                           snapshot_at=cfg.curve_steps)
     logs[rpt.TEACHER] = generalist.log
     console.log("ablation: student-sized network trained by RL from scratch")
-    scratch = train_dqn(cfg.scratch, scenarios, seed=cfg.seed, randomize=True, desc="RL from scratch")
+    scratch = train_dqn(cfg.scratch, scenarios, seed=cfg.seed, randomize=True, desc="RL from scratch",
+                        snapshot_at=cfg.curve_steps)
     logs[rpt.SCRATCH] = scratch.log
     wall["teachers"] = time.perf_counter() - t0
 
@@ -112,6 +114,13 @@ def run_pipeline(cfg: TrainConfig, out: Path, ship: bool = False, workers: int =
                                 architecture=describe(cfg.distill.hidden), scenarios=names + ["randomized"],
                                 training_config={"profile": cfg.profile, "seed": cfg.seed,
                                                  "rl_from_scratch": asdict(cfg.scratch)})
+    curve = []                                   # learning-curve snapshots, evaluated like the rest
+    for base, result in ((rpt.TEACHER, generalist), (rpt.SCRATCH, scratch)):
+        for step, net in result.snapshots.items():
+            curve.append(f"{base}@{step}")
+            paths[curve[-1]] = export(curve[-1], net, f"curve/{curve[-1]}.onnx", **{
+                **{k: v for k, v in cards[base].items() if k in ("kind", "architecture", "scenarios")},
+                "training_config": {**cards[base]["training_config"], "snapshot_after_env_steps": step}})
     students: dict[str, dict] = {}
     for name, result in ((rpt.SINGLE, single), (rpt.MULTI, multi)):
         student_args = dict(kind="student", architecture=describe(cfg.distill.hidden), scenarios=names,
@@ -144,8 +153,8 @@ def run_pipeline(cfg: TrainConfig, out: Path, ship: bool = False, workers: int =
         return PolicySpec(policy, "onnx", {"path": str(paths[path_key or policy])})
 
     learned = (rpt.TEACHER, rpt.SINGLE, rpt.MULTI, rpt.SINGLE_INT8, rpt.MULTI_INT8, rpt.SCRATCH)
-    policies = {sc.name: [*BASELINES, olla_best[sc.name], onnx(rpt.SPECIALIST, sc.family), *map(onnx, learned)]
-                for sc in scenarios}
+    policies = {sc.name: [*BASELINES, olla_best[sc.name], onnx(rpt.SPECIALIST, sc.family), *map(onnx, learned),
+                          *map(onnx, curve)] for sc in scenarios}
     console.log("evaluation: every policy on every scenario")
     table = evaluate(scenarios, policies, cfg.evaluation, workers)
     olla_params = {s: f"target {p.params['target_bler']:g}, step {p.params['step_up_db']:g} dB"
@@ -160,10 +169,10 @@ def run_pipeline(cfg: TrainConfig, out: Path, ship: bool = False, workers: int =
                 **{key: {s: table[s][policy][key] for s in subset} for key in KPI_KEYS}}
 
     for policy, args in cards.items():
-        if policy.startswith("teacher-") and policy != rpt.TEACHER:
+        if policy.removeprefix("teacher-") in FAMILIES:
             evaluation = figures(rpt.SPECIALIST, FAMILIES[policy.removeprefix("teacher-")])
         else:
-            evaluation = {**figures(policy, names), **head[policy]}
+            evaluation = {**figures(policy, names), **head.get(policy, {})}
         if policy in head["retention"]:
             evaluation["retention"] = head["retention"][policy]
         if policy.removesuffix("-int8") in students:
@@ -172,6 +181,7 @@ def run_pipeline(cfg: TrainConfig, out: Path, ship: bool = False, workers: int =
     results = {"table": table, "summary": head, "olla_best": olla_params, "students": students, "wall_s": wall}
     _save_json(out / "results.json", results)
     report_path = rpt.write_report(out / "report", table=table, families=family_of, olla_best=olla_params,
+                                   curve_steps=list(cfg.curve_steps) + [cfg.teacher.env_steps],
                                    students=students, logs={k: v for k, v in logs.items() if k.startswith(("teacher", "scratch"))},
                                    config=config, wall_s=wall, command=command)
     console.log(f"report: {report_path}")
