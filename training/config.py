@@ -98,16 +98,16 @@ def smoke_profile(seed: int = 0) -> TrainConfig:
 
 
 def full_profile(seed: int = 0) -> TrainConfig:
-    """The shipped models, sized to finish in well under an hour on two shared cores (about 25 min
+    """The shipped models, sized to finish in well under an hour on two shared cores (about 20 min
     alone on them; teacher gradient steps dominate)."""
     return TrainConfig(
         profile="full", seed=seed,
-        teacher=DqnConfig(env_steps=40_000, n_ues=256, episode_slots=1000, buffer_size=1_000_000,
+        teacher=DqnConfig(env_steps=30_000, n_ues=256, episode_slots=1000, buffer_size=1_000_000,
                           learning_starts=500, eps_decay_fraction=0.4, log_every=500),
         distill=DistillConfig(teacher_rollout_steps=3000, dagger_rounds=3, dagger_steps=1500, n_ues=256,
                               episode_slots=1000, epochs=8),
         evaluation=EvalConfig(slots=4000, seeds=(1001, 1002, 1003), holdout_states=8192),
-        curve_steps=(4_000, 12_000),
+        curve_steps=(3_000, 10_000),
     )
 
 

@@ -80,7 +80,7 @@ def fit(student: nn.Module, optimizer: torch.optim.Optimizer, states: torch.Tens
             optimizer.step()
             losses.append(loss.item())
     student.eval()
-    return float(np.mean(losses))
+    return float(np.mean(losses)) if losses else float("nan")      # nan: nothing to fit yet
 
 
 @dataclass

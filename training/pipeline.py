@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from ranpd.simulator.scenarios import BUILTIN_SCENARIOS, FAMILIES
+from ranpd.simulator.channel import doppler_hz
+from ranpd.simulator.scenarios import BUILTIN_SCENARIOS, FAMILIES, Scenario, randomized_scenario
 from ranpd.training import report as rpt
 from ranpd.training.config import TrainConfig
 from ranpd.training.distill import DistillGroup, distill
@@ -41,6 +42,22 @@ console = Console(stderr=True)
 def _save_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def domain_randomised(seed: int, n_random: int = 30) -> list[Scenario]:
+    """The generalist's training set: every built-in plus `n_random` draws of `randomized_scenario`.
+
+    Draws whose Doppler exceeds half the slot rate are skipped: the channel model cannot sample
+    them (e.g. 250 km/h at 28 GHz with 120 kHz SCS), and the env's own `randomize=True` would
+    raise mid-training on such a draw.
+    """
+    rng = np.random.default_rng(seed)
+    drawn: list[Scenario] = []
+    while len(drawn) < n_random:
+        sc = randomized_scenario(rng)
+        if doppler_hz(sc.ue_speed_kmh, sc.carrier_ghz) * sc.slot_duration_s < 0.5:
+            drawn.append(sc.model_copy(update={"name": f"{sc.name}-{len(drawn)}"}))
+    return list(BUILTIN_SCENARIOS.values()) + drawn
 
 
 def run_pipeline(cfg: TrainConfig, out: Path, ship: bool = False, workers: int = 1,
@@ -66,11 +83,12 @@ def run_pipeline(cfg: TrainConfig, out: Path, ship: bool = False, workers: int =
                            desc=f"teacher {family}")
         specialists[family], logs[f"teacher-{family}"] = result.q_network, result.log
     console.log("teacher: generalist (domain randomisation over every scenario)")
-    generalist = train_dqn(cfg.teacher, scenarios, seed=cfg.seed, randomize=True, desc="teacher generalist",
+    randomised = domain_randomised(cfg.seed)
+    generalist = train_dqn(cfg.teacher, randomised, seed=cfg.seed, desc="teacher generalist",
                            snapshot_at=cfg.curve_steps)
     logs[rpt.TEACHER] = generalist.log
     console.log("ablation: student-sized network trained by RL from scratch")
-    scratch = train_dqn(cfg.scratch, scenarios, seed=cfg.seed, randomize=True, desc="RL from scratch",
+    scratch = train_dqn(cfg.scratch, randomised, seed=cfg.seed, desc="RL from scratch",
                         snapshot_at=cfg.curve_steps)
     logs[rpt.SCRATCH] = scratch.log
     wall["teachers"] = time.perf_counter() - t0
@@ -78,7 +96,7 @@ def run_pipeline(cfg: TrainConfig, out: Path, ship: bool = False, workers: int =
     # 2. Distillation: single-policy (generalist) and multi-policy (one specialist per family).
     t0 = time.perf_counter()
     console.log("distillation: single-policy")
-    single = distill([DistillGroup("all", scenarios, generalist.q_network, randomize=True)], cfg.distill,
+    single = distill([DistillGroup("all", randomised, generalist.q_network)], cfg.distill,
                      seed=cfg.seed, holdout=cfg.evaluation.holdout_states, desc="distil single")
     console.log("distillation: multi-policy")
     multi = distill([DistillGroup(f, [BUILTIN_SCENARIOS[n] for n in names], specialists[f])
