@@ -15,7 +15,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ranpd.simulator.channel import DEPLOYMENTS
+from ranpd.simulator.channel import DEPLOYMENTS, doppler_hz
+
+MAX_DOPPLER_PER_SLOT = 0.4   # fading is sampled once per slot: f_D·T_slot must stay below Nyquist
 
 
 class Scenario(BaseModel):
@@ -76,7 +78,17 @@ class Scenario(BaseModel):
             raise ValueError("a TDD pattern needs at least one D slot")
         if 12 * self.pdsch_symbols <= self.dmrs_per_prb:
             raise ValueError("DMRS leaves no resource element for data")
+        if self.doppler_per_slot > MAX_DOPPLER_PER_SLOT:
+            raise ValueError(
+                f"{self.ue_speed_kmh} km/h at {self.carrier_ghz} GHz gives f_D·T_slot = "
+                f"{self.doppler_per_slot:.2f} > {MAX_DOPPLER_PER_SLOT}: the channel would change faster "
+                f"than one sample per slot; lower the speed or raise the numerology")
         return self
+
+    @property
+    def doppler_per_slot(self) -> float:
+        """Normalised Doppler f_D·T_slot (f_D = v·f_c/c)."""
+        return doppler_hz(self.ue_speed_kmh, self.carrier_ghz) * self.slot_duration_s
 
     @property
     def slot_duration_s(self) -> float:
@@ -177,10 +189,12 @@ def randomized_scenario(rng: np.random.Generator) -> Scenario:
     traffic drawn at random, so one policy sees the whole range of conditions in training."""
     base = list(BUILTIN_SCENARIOS.values())[rng.integers(len(BUILTIN_SCENARIOS))]
     slots_per_ms = 1 << base.numerology
-    return base.model_copy(update={
+    fastest = min(250.0, 0.9 * MAX_DOPPLER_PER_SLOT / doppler_hz(1.0, base.carrier_ghz) / base.slot_duration_s)
+    return Scenario.model_validate({
+        **base.model_dump(),
         "name": f"random-{base.name}",
         "family": "randomized",
-        "ue_speed_kmh": float(np.exp(rng.uniform(np.log(3.0), np.log(250.0)))),
+        "ue_speed_kmh": float(np.exp(rng.uniform(np.log(3.0), np.log(fastest)))),
         "load": float(rng.uniform(0.1, 1.0)),
         "cqi_period_slots": int(rng.choice([5, 10, 20, 40]) * slots_per_ms),
         "cqi_delay_slots": int(rng.integers(4, 9) * slots_per_ms),

@@ -16,7 +16,7 @@ from ranpd.simulator.engine import Simulation, run_policy
 from ranpd.simulator.env import LinkAdaptationEnv
 from ranpd.simulator.observation import ObservationBuilder
 from ranpd.simulator.policies import Illa, Olla, make_baseline
-from ranpd.simulator.scenarios import BUILTIN_SCENARIOS, FAMILIES, load_scenario
+from ranpd.simulator.scenarios import BUILTIN_SCENARIOS, FAMILIES, load_scenario, randomized_scenario
 from ranpd.simulator.tables import MCS_TABLES, cqi_to_mcs_map
 
 VEHICULAR = BUILTIN_SCENARIOS["uma-mid-vehicular"]
@@ -170,3 +170,13 @@ def test_cli_simulate_json_and_tbs():
                                   "--dmrs", "12", "--layers", "1"])
     assert result.exit_code == 0 and int(result.output) > 0
     assert runner.invoke(main, ["simulate", "--scenario", "atlantis"]).exit_code != 0
+
+
+def test_speeds_beyond_one_fading_sample_per_slot_are_refused_and_never_drawn():
+    mmwave = BUILTIN_SCENARIOS["umi-mmwave-pedestrian"]
+    with pytest.raises(ValueError, match="f_D·T_slot"):
+        mmwave.model_validate({**mmwave.model_dump(), "ue_speed_kmh": 300.0})
+    rng = np.random.default_rng(0)
+    drawn = [randomized_scenario(rng) for _ in range(300)]
+    assert max(s.doppler_per_slot for s in drawn) <= 0.4
+    assert max(s.ue_speed_kmh for s in drawn) > 120
