@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from ranpd.simulator.channel import doppler_hz
 from ranpd.simulator.scenarios import BUILTIN_SCENARIOS, FAMILIES, Scenario, randomized_scenario
 from ranpd.training import report as rpt
 from ranpd.training.config import TrainConfig
@@ -45,19 +44,12 @@ def _save_json(path: Path, data: Any) -> None:
 
 
 def domain_randomised(seed: int, n_random: int = 30) -> list[Scenario]:
-    """The generalist's training set: every built-in plus `n_random` draws of `randomized_scenario`.
-
-    Draws whose Doppler exceeds half the slot rate are skipped: the channel model cannot sample
-    them (e.g. 250 km/h at 28 GHz with 120 kHz SCS), and the env's own `randomize=True` would
-    raise mid-training on such a draw.
-    """
+    """The generalist's training set: every built-in plus `n_random` draws of `randomized_scenario`
+    (a fixed, seeded list, so the built-ins themselves are part of what the generalist sees)."""
     rng = np.random.default_rng(seed)
-    drawn: list[Scenario] = []
-    while len(drawn) < n_random:
-        sc = randomized_scenario(rng)
-        if doppler_hz(sc.ue_speed_kmh, sc.carrier_ghz) * sc.slot_duration_s < 0.5:
-            drawn.append(sc.model_copy(update={"name": f"{sc.name}-{len(drawn)}"}))
-    return list(BUILTIN_SCENARIOS.values()) + drawn
+    drawn = [randomized_scenario(rng) for _ in range(n_random)]
+    return list(BUILTIN_SCENARIOS.values()) + [sc.model_copy(update={"name": f"{sc.name}-{i}"})
+                                               for i, sc in enumerate(drawn)]
 
 
 def run_pipeline(cfg: TrainConfig, out: Path, ship: bool = False, workers: int = 1,
