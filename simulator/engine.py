@@ -319,9 +319,9 @@ class Simulation:
         }
 
 
-def run_policy(scenario: Scenario, policy, slots: int, seed: int = 0, n_ues: int | None = None,
-               progress: bool = False) -> dict:
-    """Run `policy` closed loop for `slots` slots; return the KPIs (plus `policy`)."""
+def run_closed_loop(scenario: Scenario, policy, slots: int, seed: int = 0, n_ues: int | None = None,
+                    progress: bool = False) -> Simulation:
+    """Run `policy` closed loop for `slots` slots; return the simulation (KPIs, per-UE figures)."""
     if slots < 1:
         raise ValueError(f"slots must be >= 1, got {slots}")
     sim = Simulation(scenario, seed=seed, n_ues=n_ues)
@@ -333,4 +333,11 @@ def run_policy(scenario: Scenario, policy, slots: int, seed: int = 0, n_ues: int
         steps = track(steps, description=f"{scenario.name} / {policy.name}", transient=True)
     for _ in steps:
         report = sim.step(policy.decide(report)).report
+    return sim
+
+
+def run_policy(scenario: Scenario, policy, slots: int, seed: int = 0, n_ues: int | None = None,
+               progress: bool = False) -> dict:
+    """Run `policy` closed loop for `slots` slots; return the KPIs (plus `policy`)."""
+    sim = run_closed_loop(scenario, policy, slots, seed=seed, n_ues=n_ues, progress=progress)
     return {**sim.kpis(), "policy": policy.name}

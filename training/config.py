@@ -57,7 +57,7 @@ class EvalConfig:
     n_ues: int | None = None               # None: the scenario's own population
     seeds: tuple[int, ...] = (1001,)
     olla_tune_seed: int = 2001             # best-tuned OLLA is picked on this seed, reported on `seeds`
-    olla_targets: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)
+    olla_targets: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4)
     olla_steps_db: tuple[float, ...] = (0.5, 1.0, 2.0)
     holdout_states: int = 4_096            # held-out observations for parity and int8 agreement
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ranpd.simulator.engine import Simulation
+from ranpd.simulator.engine import run_closed_loop
 from ranpd.simulator.policies import LinkAdaptationPolicy, ObservationPolicy, make_baseline
 from ranpd.simulator.scenarios import Scenario
 from ranpd.training.config import EvalConfig
@@ -60,15 +60,10 @@ BASELINES = (PolicySpec("illa", "illa"), olla_spec(0.1, 1.0, name="olla"))
 
 
 def _run(job: tuple[Scenario, PolicySpec, int, EvalConfig]) -> dict[str, Any]:
-    """One closed-loop run: the KPIs of `engine.run_policy` plus the per-UE throughputs (for CDFs),
-    which `run_policy` does not return, hence the loop spelled out here."""
+    """One closed-loop run: the KPIs plus the per-UE throughputs (for CDFs)."""
     scenario, spec, seed, cfg = job
-    sim = Simulation(scenario, seed=seed, n_ues=cfg.n_ues)
     policy = spec.build()
-    policy.reset(sim.n_ues, sim.mcs_table, sim.cqi_table)
-    report = sim.reset()
-    for _ in range(cfg.slots):
-        report = sim.step(policy.decide(report)).report
+    sim = run_closed_loop(scenario, policy, cfg.slots, seed=seed, n_ues=cfg.n_ues)
     return {**sim.kpis(), "policy": policy.name, "ue_throughput_mbps": sim.ue_throughput_mbps()}
 
 
