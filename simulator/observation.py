@@ -54,8 +54,8 @@ class ObservationBuilder:
         self.cqi_slot = np.full(n, NEVER, np.int64)
         self.nack_ewma = np.zeros(n, np.float64)
         self.ack_offset_db = np.zeros(n, np.float64)
-        self.hist_ack = np.zeros((n, HISTORY), np.float32)     # +1 ACK, -1 NACK, 0 none
-        self.hist_mcs = np.zeros((n, HISTORY), np.float32)      # MCS index used
+        # Newest first: [row, 0, k] = +1 ACK / -1 NACK / 0 none; [row, 1, k] = MCS used / 28.
+        self.history = np.zeros((n, 2, HISTORY), np.float32)
         self.feedback_slot = np.full(n, NEVER, np.int64)
 
     @property
@@ -69,8 +69,7 @@ class ObservationBuilder:
         self.cqi_slot[rows] = NEVER
         self.nack_ewma[rows] = 0.0
         self.ack_offset_db[rows] = 0.0
-        self.hist_ack[rows] = 0.0
-        self.hist_mcs[rows] = 0.0
+        self.history[rows] = 0.0
         self.feedback_slot[rows] = NEVER
 
     def apply_cqi(self, rows, cqi, report_slot) -> None:
@@ -109,10 +108,11 @@ class ObservationBuilder:
         self.ack_offset_db[rows] = np.clip(
             self.ack_offset_db[rows] + np.where(ack, -step_down, OFFSET_STEP_DB),
             -OFFSET_LIMIT_DB, OFFSET_LIMIT_DB)
-        self.hist_ack[rows, 1:] = self.hist_ack[rows, :-1]
-        self.hist_mcs[rows, 1:] = self.hist_mcs[rows, :-1]
-        self.hist_ack[rows, 0] = np.where(ack, 1.0, -1.0)
-        self.hist_mcs[rows, 0] = mcs
+        history = self.history[rows]
+        history[:, :, 1:] = history[:, :, :-1]
+        history[:, 0, 0] = np.where(ack, 1.0, -1.0)
+        history[:, 1, 0] = mcs / (MAX_SUPPORTED_MCS_ACTIONS - 1)
+        self.history[rows] = history
         self.feedback_slot[rows] = slot
 
     def apply_report(self, report: SlotReport) -> None:
@@ -136,9 +136,8 @@ class ObservationBuilder:
         obs[:, 3] = 1.0 if self.mcs_table == 2 else 0.0
         obs[:, 4] = self.nack_ewma[rows]
         obs[:, 5] = self.ack_offset_db[rows] / OFFSET_LIMIT_DB
-        obs[:, 6:6 + HISTORY] = self.hist_ack[rows]
-        obs[:, 6 + HISTORY:6 + 2 * HISTORY] = self.hist_mcs[rows] / (MAX_SUPPORTED_MCS_ACTIONS - 1)
         k = 6 + 2 * HISTORY
+        obs[:, 6:k] = self.history[rows].reshape(rows.size, 2 * HISTORY)
         obs[:, k] = np.minimum(slot - self.feedback_slot[rows], AGE_SCALE_SLOTS) / AGE_SCALE_SLOTS
         obs[:, k + 1] = np.asarray(prbs, np.float64) / MAX_PRBS
         obs[:, k + 2] = np.minimum(np.log2(1.0 + np.asarray(buffer_bytes, np.float64)),

@@ -8,8 +8,6 @@ is bounded by `capacity` whatever the node sends.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from ranpd.simulator.observation import ObservationBuilder
@@ -86,6 +84,9 @@ class UeStateStore:
         (float32 [len(report.ue), OBS_DIM]), exactly as `ObservationBuilder.observe_report`."""
         n_cqi, n_harq = report.cqi_ue.size, report.harq_ue.size
         rows = self.rows(np.concatenate((report.cqi_ue, report.harq_ue, report.ue)), report.slot)
-        by_row = replace(report, cqi_ue=rows[:n_cqi], harq_ue=rows[n_cqi:n_cqi + n_harq],
-                         ue=rows[n_cqi + n_harq:])
-        return self.builder.observe_report(by_row)
+        builder = self.builder
+        builder.apply_cqi(rows[:n_cqi], report.cqi_value, report.cqi_slot)
+        builder.apply_harq(rows[n_cqi:n_cqi + n_harq], report.harq_ack, report.harq_mcs, report.harq_tx,
+                           report.slot)
+        return builder.observe(rows[n_cqi + n_harq:], report.slot, report.prbs, report.layers,
+                               report.buffer_bytes)
