@@ -156,11 +156,12 @@ def test_oversized_and_truncated_frames_drop_only_their_connection(model_path):
     run(scenario())
 
 
-def test_without_model_indications_get_no_model_and_a_model_can_be_installed(model_path):
+def test_without_model_indications_get_no_model_and_a_model_can_be_installed(model_path, tmp_path, monkeypatch):
+    monkeypatch.setattr("ranpd.xapp.service.PACKAGED_MODEL", tmp_path / "not-shipped.onnx")
+
     async def scenario():
         async with serve_xapp(settings(), model=None, http=False) as xapp:
-            if xapp.service.model is not None:
-                pytest.skip("a shipped default model is present")
+            assert xapp.service.model is None
             node = await Node.connect(xapp.e2_port)
             await node.setup_and_subscribe()
             await node.send(la_codec.indication_envelope(_report(), request_id=REQUEST, sequence_number=1,
