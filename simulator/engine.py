@@ -27,7 +27,7 @@ from ranpd.simulator import phy
 from ranpd.simulator.channel import doppler_hz, drop_ues, neighbour_activity_traces, subband_gain_traces
 from ranpd.simulator.report import SlotReport
 from ranpd.simulator.scenarios import Scenario
-from ranpd.simulator.tables import CQI_TABLES, MCS_TABLES
+from ranpd.simulator.tables import CQI_TABLES, MCS_TABLES, cqi_to_mcs_map
 from ranpd.simulator.tbs import ldpc_segmentation, n_re, tbs_from_n_info, tbs_per_mcs
 
 N_TRACES = 8
@@ -108,8 +108,7 @@ class Simulation:
         self._cqi_n_cb, self._cqi_cb_bits = _segmentation(cqi_tbs, cqi.code_rate[1:])
         self._cqi_threshold = phy.bler10_sinr_db(cqi.efficiency[1:])
         self._cqi_beta = phy.eesm_beta(cqi.efficiency[1:])
-        self._illa_efficiency = MCS_TABLES[sc.mcs_table].efficiency[
-            np.clip(np.searchsorted(table.efficiency, cqi.efficiency + 1e-9, side="right") - 1, 0, None)]
+        self._illa_efficiency = table.efficiency[cqi_to_mcs_map(sc.mcs_table, sc.cqi_table)]  # PF's rate estimate
         self._cqi_phase = drop_rng.integers(sc.cqi_period_slots, size=n)
 
         tdd = sc.tdd_pattern if sc.duplex == "TDD" else "D"
@@ -140,8 +139,7 @@ class Simulation:
         self._q_count = np.zeros(n, np.int64)
         self._stats = dict(delivered_bits=np.zeros(n), first_tx=0, first_nack=0, tb_done=0, tb_lost=0,
                            mcs_sum=0, retx=0)
-        self._report = self._begin_slot()
-        return self._report
+        return self._begin_slot()
 
     # ------------------------------------------------------------------ channel
     def _sinr(self, ue: np.ndarray, slot: int) -> np.ndarray:
@@ -291,8 +289,7 @@ class Simulation:
         outcome_ack = ack[:new.size]
         reward = (outcome_ack * bits / self._tbs[-1]).astype(np.float32)
         self.slot += 1
-        self._report = self._begin_slot()
-        return StepOutcome(self._report, new, outcome_ack, tbs, reward)
+        return StepOutcome(self._begin_slot(), new, outcome_ack, tbs, reward)
 
     # ------------------------------------------------------------------ KPIs
     def ue_throughput_mbps(self) -> np.ndarray:

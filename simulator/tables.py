@@ -86,12 +86,12 @@ CQI_TABLES = {
 def cqi_to_mcs_map(mcs_table: int, cqi_table: int) -> np.ndarray:
     """ILLA mapping (index 0..15 -> MCS): the highest MCS whose efficiency does not exceed the CQI's.
 
-    CQI 0 (out of range) and CQIs below MCS 0 map to MCS 0, the most robust choice.
+    CQI 0 (out of range) and CQIs below MCS 0 map to MCS 0, the most robust choice. Searched by
+    comparison, not bisection: table 1's efficiency is not monotone (MCS 16 > MCS 17).
     """
-    mcs_eff = MCS_TABLES[mcs_table].efficiency
-    cqi_eff = CQI_TABLES[cqi_table].efficiency
-    idx = np.searchsorted(mcs_eff, cqi_eff + 1e-9, side="right") - 1
-    return np.clip(idx, 0, None).astype(np.int64)
+    fits = MCS_TABLES[mcs_table].efficiency[None, :] <= CQI_TABLES[cqi_table].efficiency[:, None] + 1e-9
+    highest = fits.shape[1] - 1 - np.argmax(fits[:, ::-1], axis=1)
+    return np.where(fits.any(axis=1), highest, 0).astype(np.int64)
 
 
 def slot_duration_s(numerology: int) -> float:
