@@ -1,6 +1,12 @@
 """The simulator as E2 node against an in-process xApp: parity, deadlines, fallback, reconnects."""
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
@@ -145,3 +151,51 @@ def test_lost_subscription_sets_the_link_up_again(student):
     assert result["error_indications"] >= 1 and result["reconnects"] == 1
     assert 0 < result["fallbacks"] < result["scheduled"]
     assert result["xapp_decisions"] > before["xapp"] > 0
+
+
+def _spawn_xapp(student, e2_port: int) -> "subprocess.Popen":
+    """`ranpd xapp` in its own process (no REST), returned once its E2 port accepts connections."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from ranpd.cli import main; sys.exit(main())", "xapp",
+         "--model", str(student), "--host", "127.0.0.1", "--e2-port", str(e2_port), "--http-port", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", e2_port), timeout=0.5).close()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"xApp process did not listen on {e2_port} (exit code {process.poll()})")
+
+
+def test_xapp_process_sigkilled_mid_run_node_falls_back_and_reconnects(student, counted_steps):
+    """SIGKILL the xApp process (no clean close) at slot 100; start a new one at slot 250."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    processes = [_spawn_xapp(student, port)]
+    node = E2Node(SCENARIO, ("127.0.0.1", port), seed=SEED, n_ues=UES, deadline_us=2e6,
+                  backoff_s=(0.005, 0.05), realtime=True)
+    seen: dict[int, dict] = {}
+
+    def on_slot(i: int) -> None:
+        if i in (100, 250):
+            seen[i] = {"xapp": node.stats.xapp_decisions, "fallbacks": node.stats.fallbacks}
+        if i == 100:
+            processes[-1].send_signal(signal.SIGKILL)
+            processes[-1].wait()
+        elif i == 250:
+            processes.append(_spawn_xapp(student, port))
+
+    try:
+        result = node.run(600, on_slot=on_slot)
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    assert counted_steps["given"] == counted_steps["scheduled"] == result["decisions"]
+    assert seen[100]["xapp"] > 0 and seen[100]["fallbacks"] == 0
+    assert seen[250]["xapp"] == seen[100]["xapp"] and seen[250]["fallbacks"] > 0    # OLLA only while dead
+    assert result["reconnects"] >= 1 and result["xapp_decisions"] > seen[250]["xapp"]
