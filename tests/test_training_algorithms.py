@@ -5,7 +5,7 @@ import torch
 
 from ranpd.training.config import DqnConfig, load_profile
 from ranpd.training.distill import distillation_loss
-from ranpd.training.dqn import ReplayBuffer, bandit_q_loss, epsilon_at
+from ranpd.training.dqn import ReplayBuffer, bandit_q_loss, epsilon_at, penalised_reward
 from ranpd.training.networks import STUDENT_MAX_PARAMS, count_params, describe, mlp
 
 torch.set_num_threads(1)
@@ -48,6 +48,30 @@ def test_bandit_loss_regresses_only_the_taken_action():
     assert touched.sum().item() == 2                  # the 0-error entry has zero gradient
     assert touched[0, 0] and touched[1, 5]
     assert loss.item() == pytest.approx((0.5 * 0.25 + 0.5 * 1.0) / 3)
+
+
+def test_nack_penalty_subtracts_lambda_from_the_target_of_each_nack_only():
+    reward = np.array([0.0, 0.4, 0.0, 0.9], np.float32)     # a NACK delivers no bits: reward 0
+    ack = np.array([False, True, False, True])
+    target = penalised_reward(reward, ack, nack_penalty=0.35)
+    assert target.dtype == np.float32
+    np.testing.assert_allclose(target, [-0.35, 0.4, -0.35, 0.9], rtol=0, atol=1e-7)
+    # the loss regresses Q(s, a_taken) on exactly that target
+    q = torch.zeros(4, 29)
+    action = torch.tensor([3, 7, 11, 28])
+    assert bandit_q_loss(q, action, torch.from_numpy(target)).item() == pytest.approx(
+        np.mean(0.5 * target.astype(np.float64) ** 2), rel=1e-6)
+
+
+def test_zero_nack_penalty_keeps_the_throughput_target_and_is_the_default():
+    reward = np.random.default_rng(0).random(100).astype(np.float32)
+    ack = reward > 0.5
+    assert penalised_reward(reward, ack, 0.0) is reward
+    assert DqnConfig().nack_penalty == 0.0
+    assert load_profile("full").teacher.nack_penalty == 0.0
+    assert load_profile("smoke").teacher.nack_penalty == 0.0
+    bler10 = load_profile("full-bler10")
+    assert bler10.teacher.nack_penalty > 0 and bler10.scratch.nack_penalty == bler10.teacher.nack_penalty
 
 
 def test_q_network_learns_a_bandit_from_the_replay_buffer():

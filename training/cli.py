@@ -12,8 +12,9 @@ DEFAULT_MODEL = "default"
 
 
 @click.command()
-@click.option("--profile", type=click.Choice(["smoke", "full"]), default="smoke", show_default=True,
-              help="smoke: the whole pipeline in a few minutes (tests); full: the shipped models.")
+@click.option("--profile", type=click.Choice(["smoke", "full", "full-bler10"]), default="smoke", show_default=True,
+              help="smoke: the whole pipeline in a few minutes (tests); full: the shipped models; full-bler10: "
+                   "full with a NACK penalty in the teachers' reward (first-tx BLER near 10%; not shipped by default).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory (default: runs/<profile>-seed<S>).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random stream.")

@@ -6,7 +6,8 @@ the MCS chosen, so the best action in a state is the one with the highest expect
 reward: delivered bits normalised by the TBS at the table's top MCS. The Q-network therefore
 regresses that reward per action, with no bootstrap term and no target network. The environment
 reports, per step, which UEs' actions counted (`reward_mask`) and their rewards (`ue_reward`);
-each such UE gives one transition (observation, action, reward).
+each such UE gives one transition (observation, action, reward). An optional NACK penalty
+(`DqnConfig.nack_penalty`) turns the reward into r - lambda * (1 - ack): a BLER-aware operating point.
 
 Reads top to bottom: config -> environment -> network -> replay buffer -> loop
 (epsilon-greedy act, store, regress) -> log.
@@ -57,6 +58,16 @@ def bandit_q_loss(q: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
     return F.huber_loss(q_taken, reward, delta=huber_delta)
 
 
+def penalised_reward(reward: np.ndarray, ack: np.ndarray, nack_penalty: float) -> np.ndarray:
+    """Lagrangian relaxation of a first-transmission BLER constraint: r - lambda * (1 - ack).
+
+    With gamma = 0 the greedy action then maximises E[bits] - lambda * P(NACK); lambda = 0 returns
+    `reward` itself (the throughput-optimal target)."""
+    if nack_penalty == 0.0:
+        return reward
+    return (reward - nack_penalty * (~ack.astype(bool))).astype(np.float32)
+
+
 def epsilon_at(step: int, cfg: DqnConfig) -> float:
     """Linear decay from eps_start to eps_end over eps_decay_fraction of the run."""
     horizon = max(1, int(cfg.eps_decay_fraction * cfg.env_steps))
@@ -98,9 +109,10 @@ def train_dqn(cfg: DqnConfig, scenarios: list[Scenario], seed: int, randomize: b
         # store one transition per UE whose action counted in this step
         next_obs, _, terminated, truncated, info = env.step(action)
         decided = info["reward_mask"]
-        buffer.add(obs[decided], action[decided], info["ue_reward"][decided])
+        target = penalised_reward(info["ue_reward"][decided], info["ack"][decided], cfg.nack_penalty)
+        buffer.add(obs[decided], action[decided], target)
         if decided.any():
-            rewards.append(float(info["ue_reward"][decided].mean()))
+            rewards.append(float(target.mean()))
         obs = next_obs
         if terminated or truncated:
             obs, _ = env.reset()
