@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from functools import partial
 
 import click
 import torch
+
 from ranpd.simulator.engine import run_policy
 from ranpd.simulator.policies import ObservationPolicy, Olla
 from ranpd.simulator.scenarios import BUILTIN_SCENARIOS
 from ranpd.training.config import full_profile
 from ranpd.training.dqn import train_dqn
+from ranpd.training.networks import scores
 from ranpd.training.pipeline import domain_randomised
 
 SCENARIOS = ("uma-mid-pedestrian", "uma-mid-highway", "umi-mid-dense")
@@ -28,14 +31,10 @@ def calibrate(nack_penalty: float, env_steps: int, slots: int = 1500, seed: int 
     cfg = replace(full_profile(seed).teacher, env_steps=env_steps, nack_penalty=nack_penalty, log_every=1000)
     net = train_dqn(cfg, domain_randomised(seed), seed=seed, desc=f"lambda {nack_penalty:g}").q_network
 
-    def scores(obs):
-        with torch.no_grad():
-            return net(torch.from_numpy(obs)).numpy()
-
     row: dict = {"lambda": nack_penalty, "env_steps": env_steps, "slots": slots, "eval_seed": eval_seed}
     for name in SCENARIOS:
         sc = BUILTIN_SCENARIOS[name]
-        learned = run_policy(sc, ObservationPolicy(scores, "generalist"), slots=slots, seed=eval_seed)
+        learned = run_policy(sc, ObservationPolicy(partial(scores, net), "generalist"), slots=slots, seed=eval_seed)
         olla = run_policy(sc, Olla(), slots=slots, seed=eval_seed)
         row[name] = {"bler_first_tx": learned["bler_first_tx"], "olla_bler_first_tx": olla["bler_first_tx"],
                      "throughput_vs_olla": learned["throughput_mbps"] / olla["throughput_mbps"] - 1}
