@@ -152,18 +152,19 @@ class E2Session:
 
     def _decide(self, indication: e2.RICIndication, tid: int, received_ns: int) -> list[bytes]:
         metrics = self.metrics
-        metrics.indications.labels("la").inc()
+        metrics.la_indications.inc()
         if indication.type != e2.INDICATION_TYPE_INSERT:
             raise CodecError(e2.CAUSE_ACTION_NOT_SUPPORTED, "link adaptation takes INSERT indications")
         header, fields = la_codec.decode_indication(indication.header, indication.message)
         metrics.stages["decode"].observe((time.perf_counter_ns() - received_ns) * 1e-9)
         store = self._store(header.mcs_table, header.cqi_table)
+        evicted = store.evictions
         self._indications += 1
         if self._indications % IDLE_SWEEP_EVERY == 0:
-            metrics.ue_evictions.inc(store.evict_idle(header.slot))
-        evicted = store.evictions
+            store.evict_idle(header.slot)
         ue, mcs = self.service.decide(store, fields)
-        metrics.ue_evictions.inc(store.evictions - evicted)
+        if store.evictions > evicted:                 # idle sweep and LRU admissions alike
+            metrics.ue_evictions.inc(store.evictions - evicted)
         t0 = time.perf_counter_ns()
         control_header, control_message = la_codec.encode_control(
             header.slot, indication.sequence_number, ue, mcs)
@@ -184,7 +185,7 @@ class E2Session:
         return self.store
 
     def _kpm(self, indication: e2.RICIndication) -> None:
-        self.metrics.indications.labels("kpm").inc()
+        self.metrics.kpm_indications.inc()
         _, cell, _ = kpm.decode_report(indication.header, indication.message)
         for name, values in cell.items():
             if len(values) == 1:

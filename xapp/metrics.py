@@ -24,6 +24,7 @@ class XappMetrics:
         self.stages = {stage: self.stage_latency.labels(stage) for stage in STAGES}
         self.indications = Counter("ranpd_xapp_indications", "RIC indications received",
                                    ["service_model"], registry=r)
+        self.la_indications, self.kpm_indications = (self.indications.labels(m) for m in ("la", "kpm"))
         self.decisions = Counter("ranpd_xapp_decisions", "MCS decisions sent (one per UE)", registry=r)
         self.fallbacks = Counter("ranpd_xapp_fallbacks",
                                  "Controls the node reported as not applied (RICControlFailure)",
