@@ -10,18 +10,19 @@ events (CQI, HARQ-ACK), like a real gNB.
   transmissions; the offset is clipped to ±limit (defaults as NVIDIA Sionna SYS: t = 0.1,
   Δup = 1 dB).
 - `ObservationPolicy`: any callable scoring observations (an ONNX student, a torch teacher);
-  the MCS is the argmax, clipped to the MCS table.
+  the MCS is the action-table entry of the argmax, clipped to the MCS table (`scores_to_mcs`,
+  which the xApp uses too).
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
 from ranpd.simulator import phy
 from ranpd.simulator.observation import ObservationBuilder
 from ranpd.simulator.report import SlotReport
-from ranpd.simulator.tables import MCS_TABLES, cqi_to_mcs_map
+from ranpd.simulator.tables import MAX_SUPPORTED_MCS_ACTIONS, MCS_TABLES, cqi_to_mcs_map
 
 
 class LinkAdaptationPolicy(Protocol):
@@ -92,15 +93,25 @@ class Olla(_CqiTracker):
         return np.clip(mcs, 0, None)
 
 
-class ObservationPolicy:
-    """A learned policy: observation builder -> scores per MCS -> argmax.
+def scores_to_mcs(scores: np.ndarray, action_mcs: np.ndarray, max_mcs: int) -> np.ndarray:
+    """MCS index per row of `scores` [n, n_actions]: `action_mcs[argmax]`, clipped to `max_mcs`
+    (the last index of the TS 38.214 Table 5.1.3.1-1/-2 in use). The one scores -> MCS mapping,
+    offline (`ObservationPolicy`) and online (the xApp's `OnnxPolicyModel.decide_mcs`)."""
+    return np.minimum(action_mcs[np.argmax(scores, axis=1)], max_mcs)
 
-    `score` maps float32 observations [n, OBS_DIM] to scores [n, n_actions]; the MCS is the
-    argmax, clipped to the size of the scenario's MCS table.
+
+class ObservationPolicy:
+    """A learned policy: observation builder -> scores per action -> MCS (`scores_to_mcs`).
+
+    `score` maps float32 observations [n, OBS_DIM] to scores [n, n_actions]; output i means MCS
+    `action_mcs[i]` (a model card's action table; default the identity, as for the teachers).
     """
 
-    def __init__(self, score: Callable[[np.ndarray], np.ndarray], name: str = "learned"):
+    def __init__(self, score: Callable[[np.ndarray], np.ndarray], name: str = "learned",
+                 action_mcs: Sequence[int] | None = None):
         self.score, self.name = score, name
+        self.action_mcs = np.asarray(range(MAX_SUPPORTED_MCS_ACTIONS) if action_mcs is None else action_mcs,
+                                     np.int64)
 
     def reset(self, n_ues: int, mcs_table: int, cqi_table: int) -> None:
         self.builder = ObservationBuilder(n_ues, mcs_table, cqi_table)
@@ -110,7 +121,7 @@ class ObservationPolicy:
         obs = self.builder.observe_report(report)
         if obs.shape[0] == 0:
             return np.zeros(0, np.int64)
-        return np.minimum(np.argmax(self.score(obs), axis=1), self._max_mcs)
+        return scores_to_mcs(self.score(obs), self.action_mcs, self._max_mcs)
 
 
 def make_baseline(name: str, **kwargs) -> LinkAdaptationPolicy:

@@ -125,3 +125,30 @@ def test_new_ue_in_a_reused_row_starts_from_a_clean_state():
                        buffer_bytes=np.array([0]))
     np.testing.assert_array_equal(store.observe(fresh), ObservationBuilder(1).observe_report(
         SlotReport(slot=1, ue=np.array([0]), prbs=np.array([10]), layers=np.array([1]), buffer_bytes=np.array([0]))))
+
+
+def test_offline_and_online_map_scores_through_one_permuted_action_table(model_path):
+    """Evaluation (`onnx_policy` -> ObservationPolicy) and the xApp (`decide_mcs`) pick the same
+    MCS, and it is the card's table entry of the argmax: with a permuted table, ignoring the
+    table on either side gives other MCS indices."""
+    from ranpd.simulator.policies import ObservationPolicy
+    from ranpd.training.evaluate import onnx_policy
+
+    card = _card(model_path)
+    permuted = np.random.default_rng(3).permutation(len(card.action_table.mcs)).tolist()
+    card.model_copy(update={"action_table": card.action_table.model_copy(update={"mcs": permuted})}).save(
+        card_path_for(model_path))
+    online = OnnxPolicyModel.load(model_path)
+    offline = onnx_policy(model_path, "student")
+    identity = ObservationPolicy(online.score)
+    builder = ObservationBuilder(10, 1, 2)
+    for policy in (offline, identity):
+        policy.reset(10, mcs_table=1, cqi_table=2)
+    differs = 0
+    for report in _stream(n_slots=40):
+        obs = builder.observe_report(report)
+        expected = np.minimum(np.asarray(permuted)[np.argmax(online.score(obs), axis=1)], 28)
+        np.testing.assert_array_equal(online.decide_mcs(obs, 1), expected)
+        np.testing.assert_array_equal(offline.decide(report), expected)
+        differs += int((identity.decide(report) != expected).sum())
+    assert differs > 0

@@ -48,7 +48,8 @@ class PolicySpec:
 
 def onnx_policy(path: Path, name: str) -> ObservationPolicy:
     """The xApp's own model wrapper (validated, pre-bound IO) behind the offline policy."""
-    return ObservationPolicy(OnnxPolicyModel.load(path).score, name=name)
+    model = OnnxPolicyModel.load(path)
+    return ObservationPolicy(model.score, name=name, action_mcs=model.action_mcs)
 
 
 def olla_spec(target: float = 0.1, step_db: float = 1.0, name: str | None = None) -> PolicySpec:

@@ -19,6 +19,7 @@ import onnx
 import onnxruntime as ort
 
 from ranpd.simulator.observation import OBS_DIM, OBS_SPEC_VERSION
+from ranpd.simulator.policies import scores_to_mcs
 from ranpd.simulator.tables import MAX_SUPPORTED_MCS_ACTIONS, MCS_TABLES
 from ranpd.xapp.model_card import ModelCard, card_path_for
 
@@ -53,8 +54,9 @@ class OnnxPolicyModel:
 
     Use `OnnxPolicyModel.load(path)` (card beside the file, `X.card.json`) or
     `from_bytes(onnx_bytes, card)`; both validate (see `validate_model`). Wrap it as an offline
-    policy with `ObservationPolicy(model.score)`. `decide_mcs` maps scores to MCS indices through
-    the card's action table, clipped to the MCS table in use.
+    policy with `ObservationPolicy(model.score, action_mcs=model.action_mcs)`. `decide_mcs` maps
+    scores to MCS indices through the card's action table (`scores_to_mcs`, shared with offline
+    evaluation), clipped to the MCS table in use.
     """
 
     def __init__(self, onnx_bytes: bytes, card: ModelCard):
@@ -119,8 +121,7 @@ class OnnxPolicyModel:
         """MCS index per row: the action table entry of the argmax, clipped to the MCS table."""
         if obs.shape[0] == 0:
             return np.zeros(0, np.int64)
-        best = np.argmax(self.score(obs), axis=1)
-        return np.minimum(self.action_mcs[best], self._max_mcs[mcs_table])
+        return scores_to_mcs(self.score(obs), self.action_mcs, self._max_mcs[mcs_table])
 
 
 def validate_model(onnx_bytes: bytes, card: ModelCard) -> OnnxPolicyModel:
