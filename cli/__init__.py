@@ -6,6 +6,7 @@ Commands load lazily, so `ranpd --help` and the runtime commands never import to
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import click
 
@@ -33,6 +34,14 @@ SUMMARIES = {
     "train": "Train teachers, distil students, export ONNX, write the report (needs torch).",
     "evaluate": "Evaluate a model against OLLA on a scenario (needs the train extra).",
 }
+
+
+def require_extra(command: str, extra: str, *modules: str) -> None:
+    """Stop `command` with a one-line error when a module of the `extra` install is missing."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise click.ClickException(f"`ranpd {command}` needs the '{extra}' extra ({', '.join(missing)} not "
+                                   f"installed): python3 -m pip install 'ranpd[{extra}]' (in a checkout: -e '.[{extra}]')")
 
 
 class LazyGroup(click.Group):

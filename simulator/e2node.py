@@ -189,7 +189,8 @@ class E2Node:
         self.node_id = f"ranpd-gnb-{scenario.name}-seed{seed}"
         self.stats = LoopStats()
         self._link: E2Link | None = None
-        self._ever_connected = False
+        self.ever_connected = False
+        self.last_error: str | None = None      # why the last connection attempt or link failed
         self._backoff_s = self.backoff_initial_s
         self._next_attempt = 0.0
         self._sequence = itertools.count(1)
@@ -202,13 +203,14 @@ class E2Node:
             return self._link
         try:
             self._link = E2Link(self.host, self.port, self.node_id, self.connect_timeout_s)
-        except E2LinkError:
+        except E2LinkError as exc:
+            self.last_error = str(exc)
             self.stats.connect_failures += 1
             self._next_attempt = time.monotonic() + self._backoff_s
             self._backoff_s = min(2 * self._backoff_s, self.backoff_max_s)
             return None
-        self.stats.reconnects += self._ever_connected
-        self._ever_connected = True
+        self.stats.reconnects += self.ever_connected
+        self.ever_connected = True
         self._backoff_s = self.backoff_initial_s
         return self._link
 
@@ -290,7 +292,8 @@ class E2Node:
         if link is not None:
             try:
                 xapp_mcs = self._ask_xapp(link, report)
-            except E2LinkError:
+            except E2LinkError as exc:
+                self.last_error = str(exc)
                 self._drop_link()
         n = report.n_decisions
         self.stats.scheduled += n
@@ -323,7 +326,8 @@ class E2Node:
             if self._link is not None:
                 self._link.close()
                 self._link = None
-        return {**sim.kpis(), "policy": "xapp", **self.stats.summary(self.deadline_us)}
+        return {**sim.kpis(), "policy": "xapp", "reached_xapp": self.ever_connected,
+                **self.stats.summary(self.deadline_us)}
 
 
 @click.command("e2node")
@@ -344,10 +348,9 @@ def e2node_command(address, scenario, slots, seed, ues, deadline_us, realtime, a
     the deadline, and its own OLLA otherwise; it reconnects with backoff when the xApp goes away.
     Prints the KPIs of `ranpd simulate` plus rtt_p50_us, rtt_p99_us, fallback_rate, reconnects.
     """
-    from rich.console import Console
     from rich.progress import Progress
 
-    from ranpd.simulator.cli import kpi_table, load_scenario_or_fail
+    from ranpd.simulator.cli import load_scenario_or_fail
 
     try:
         host, port = parse_address(address)
@@ -356,13 +359,24 @@ def e2node_command(address, scenario, slots, seed, ues, deadline_us, realtime, a
     sc = load_scenario_or_fail(scenario)
     node = E2Node(sc, (host, port), seed=seed, n_ues=ues, deadline_us=deadline_us, realtime=realtime)
     if as_json:
-        click.echo(json.dumps(node.run(slots)))
-        return
-    with Progress(transient=True) as progress:
-        task = progress.add_task(f"{sc.name} via {address}", total=slots)
-        kpis = node.run(slots, on_slot=lambda i: progress.update(task, completed=i))
+        click.echo(json.dumps(kpis := node.run(slots)))
+    else:
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"{sc.name} via {address}", total=slots)
+            kpis = node.run(slots, on_slot=lambda i: progress.update(task, completed=i))
+        _print_summary(kpis, sc.name, slots, seed, address)
+    if not kpis["reached_xapp"]:
+        raise click.ClickException(f"never reached the xApp at {address} ({kpis['connect_failures']} attempts; "
+                                   f"last: {node.last_error}): every decision was the node's own OLLA")
+
+
+def _print_summary(kpis: dict, scenario: str, slots: int, seed: int, address: str) -> None:
+    from rich.console import Console
+
+    from ranpd.simulator.cli import kpi_table
+
     console = Console()
-    console.print(kpi_table(f"{sc.name}: {kpis['ues']} UEs, {slots} slots, seed {seed}, xApp {address}",
+    console.print(kpi_table(f"{scenario}: {kpis['ues']} UEs, {slots} slots, seed {seed}, xApp {address}",
                             {"xApp + OLLA fallback": kpis}))
     rtt = (f"{kpis['rtt_p50_us']:.0f} / {kpis['rtt_p99_us']:.0f} us" if kpis["rtt_samples"] else "n/a")
     console.print(f"decisions {kpis['decisions']}  from xApp {kpis['xapp_decisions']}  "

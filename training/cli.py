@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from ranpd.cli import require_extra
+
 DEFAULT_MODEL = "default"
 
 
@@ -27,6 +29,7 @@ def train(profile: str, out: Path | None, seed: int, ship: bool | None, workers:
     """Train RL teachers (specialists per scenario family + a domain-randomised generalist), distil them
     into tiny students (single- and multi-policy, with DAgger), export ONNX (fp32 + int8) with model
     cards, evaluate everything in closed loop against ILLA/OLLA and write a markdown report."""
+    require_extra("train", "train", "torch", "tqdm", "matplotlib")
     from ranpd.training.config import load_profile
     from ranpd.training.pipeline import run_pipeline
 
@@ -63,23 +66,31 @@ def evaluate(model: str, scenario: str, slots: int, seed: int, ues: int | None, 
     """Evaluate an ONNX policy in closed loop on one scenario, next to OLLA (10 % target) on the same seed.
 
     KPIs use the keys of `ranpd simulate --json`; `olla` holds OLLA's under the same keys."""
+    require_extra("evaluate", "train", "tqdm")
     from ranpd.simulator.engine import run_policy
     from ranpd.simulator.observation import OBS_SPEC_VERSION
     from ranpd.simulator.policies import Olla
     from ranpd.simulator.scenarios import load_scenario
     from ranpd.training.evaluate import onnx_policy
+    from ranpd.xapp.model import ModelError
     from ranpd.xapp.model_card import ModelCard, card_path_for
 
     path = _model_path(model)
     card_path = card_path_for(path)
-    if card_path.is_file() and (version := ModelCard.load(card_path).obs_spec_version) != OBS_SPEC_VERSION:
-        raise click.ClickException(f"{path} was trained on observation spec {version}; this build speaks "
-                                   f"{OBS_SPEC_VERSION}")
+    if not card_path.is_file():
+        raise click.ClickException(f"no model card at {card_path}: a model needs its card beside it "
+                                   f"(`ranpd train` writes both)")
+    try:
+        if (version := ModelCard.load(card_path).obs_spec_version) != OBS_SPEC_VERSION:
+            raise ModelError(f"trained on observation spec {version}; this build speaks {OBS_SPEC_VERSION}")
+        policy = onnx_policy(path, path.stem)
+    except ValueError as exc:           # ModelError, or the card's pydantic ValidationError
+        raise click.ClickException(" ".join(f"cannot evaluate {path}: {exc}".split())) from exc
     try:
         sc = load_scenario(scenario)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--scenario") from exc
-    kpis = run_policy(sc, onnx_policy(path, path.stem), slots=slots, seed=seed, n_ues=ues, progress=not as_json)
+    kpis = run_policy(sc, policy, slots=slots, seed=seed, n_ues=ues, progress=not as_json)
     olla = run_policy(sc, Olla(), slots=slots, seed=seed, n_ues=ues, progress=not as_json)
     result = {**kpis, "model": str(path), "olla": olla}
     if as_json:

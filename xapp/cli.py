@@ -3,9 +3,42 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from pathlib import Path
 
 import click
+
+
+def settings_error(exc: Exception) -> str:
+    """One line naming each bad setting (its RANPD_XAPP_* variable) and why it was refused."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return f"cannot read the xApp settings: {exc}"
+    if exc.title != "XappSettings":         # the descriptor (config-file.json) itself is invalid
+        parts = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        text = f"the xApp descriptor is invalid: {'; '.join(parts)}"
+    else:
+        parts = [f"{e['loc'][0]}={'***' if 'token' in str(e['loc'][0]) else repr(e['input'])} "
+                 f"(RANPD_XAPP_{str(e['loc'][0]).upper()}): {e['msg']}" if e["loc"] else e["msg"]
+                 for e in exc.errors()]
+        text = f"invalid xApp setting {'; '.join(parts)}"
+    return " ".join(text.split())
+
+
+def check_port_free(host: str, port: int, what: str) -> None:
+    """Fail with one line when `host:port` cannot be bound (in use, or not an address of this host)."""
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)     # as the servers bind
+            probe.bind(address)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen for {what} on {host}:{port}: "
+                                   f"{exc.strerror or exc}") from exc
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,7 +64,12 @@ def xapp(model_path: Path | None, e2_port: int | None, http_port: int | None, ho
 
     overrides = {k: v for k, v in dict(model_path=model_path, e2_port=e2_port, http_port=http_port,
                                        host=host).items() if v is not None}
-    settings = XappSettings(**overrides)
+    try:
+        settings = XappSettings(**overrides)
+    except (ValueError, OSError) as exc:         # pydantic's ValidationError is a ValueError
+        raise click.ClickException(settings_error(exc)) from exc
+    check_port_free(settings.host, settings.e2_port, "E2")
+    check_port_free(settings.host, settings.http_port, "REST")
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -49,3 +87,5 @@ def xapp(model_path: Path | None, e2_port: int | None, http_port: int | None, ho
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
+    except OSError as exc:          # e.g. a port taken between the check above and the bind
+        raise click.ClickException(f"the xApp could not serve: {exc}") from exc
