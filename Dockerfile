@@ -17,9 +17,11 @@ ENV LANG=C.UTF-8 \
     VIRTUAL_ENV=/opt/ranpd \
     PATH=/opt/ranpd/bin:$PATH
 
+# Every runtime dependency is pinned by constraints.txt (resolved in a clean venv; see its header).
 COPY . /tmp/ranpd-src
 RUN python3 -m venv "$VIRTUAL_ENV" \
- && pip install /tmp/ranpd-src \
+ && pip install --constraint /tmp/ranpd-src/constraints.txt /tmp/ranpd-src \
+ && pip check \
  && rm -rf /tmp/ranpd-src \
  && python3 -c "import importlib.util as u, sys; sys.exit('torch in the runtime image' if u.find_spec('torch') else 0)" \
  && python3 -c "from ranpd.xapp.model import PACKAGED_MODEL as m; import sys; sys.exit(0 if m.is_file() else f'no shipped student at {m}: run ranpd train --profile full before building')" \
