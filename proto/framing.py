@@ -104,35 +104,46 @@ async def read_frame(reader: asyncio.StreamReader,
 class FrameDecoder:
     """Incremental decoder for `asyncio.Protocol.data_received`: bytes in, envelopes out.
 
-    `feed` returns the complete frames' results in order: an Envelope, or a FrameError for a
-    payload that does not parse (later frames still decode). An oversized length raises a
-    fatal FrameError: the connection must be closed. `pending` counts buffered bytes, so a
-    stream that closes with `pending > 0` was truncated.
+    `push(data)` buffers bytes; `pop()` returns the next complete frame's result (an Envelope,
+    or a FrameError for a payload that does not parse: later frames still decode) or None when
+    no complete frame is buffered. An oversized length raises a fatal FrameError: the connection
+    must be closed. `feed(data)` is push + every pop. `pending` counts buffered bytes, so a
+    stream that closes with `pending > 0` was truncated. A receiver that pops a few frames per
+    turn bounds the work one peer's burst costs before others are served.
     """
 
     def __init__(self, max_bytes: int = MAX_FRAME_BYTES):
         self.max_bytes = max_bytes
         self._buffer = bytearray()
+        self._start = 0
 
     @property
     def pending(self) -> int:
-        return len(self._buffer)
+        return len(self._buffer) - self._start
 
-    def feed(self, data: bytes) -> list[e2ap_pb2.Envelope | FrameError]:
-        buffer = self._buffer
-        buffer += data
-        out: list[e2ap_pb2.Envelope | FrameError] = []
-        start = 0
-        while len(buffer) - start >= HEADER_BYTES:
+    def push(self, data: bytes) -> None:
+        self._buffer += data
+
+    def pop(self) -> e2ap_pb2.Envelope | FrameError | None:
+        buffer, start = self._buffer, self._start
+        if len(buffer) - start >= HEADER_BYTES:
             (length,) = _LENGTH.unpack_from(buffer, start)
             _check_length(length, self.max_bytes)
             end = start + HEADER_BYTES + length
-            if end > len(buffer):
-                break
-            try:
-                out.append(decode_envelope(bytes(buffer[start + HEADER_BYTES:end])))
-            except FrameError as exc:
-                out.append(exc)
-            start = end
+            if end <= len(buffer):
+                self._start = end
+                payload = bytes(buffer[start + HEADER_BYTES:end])
+                try:
+                    return decode_envelope(payload)
+                except FrameError as exc:
+                    return exc
         del buffer[:start]
+        self._start = 0
+        return None
+
+    def feed(self, data: bytes) -> list[e2ap_pb2.Envelope | FrameError]:
+        self.push(data)
+        out: list[e2ap_pb2.Envelope | FrameError] = []
+        while (item := self.pop()) is not None:
+            out.append(item)
         return out

@@ -31,6 +31,10 @@ MAX_PRBS = 275
 MAX_LAYERS = 8
 MCS_TABLES = (1, 2)
 CQI_TABLES = (1, 2)
+# Slot counters and buffer sizes travel as uint64 but are int64 on both ends; a slot is kept
+# below 2^62 so that ages against the observation builder's "never" stamp cannot overflow.
+MAX_SLOT = (1 << 62) - 1
+MAX_INT64 = (1 << 63) - 1
 
 
 @dataclass
@@ -78,8 +82,16 @@ def _parse(cls, data: bytes, what: str):
         raise CodecError(e2ap_pb2.CAUSE_MALFORMED_MESSAGE, f"{what} does not parse: {exc}") from exc
 
 
-def _column(values, dtype=np.int64) -> np.ndarray:
-    return np.fromiter(values, dtype, len(values))
+def _column(values, dtype=np.int64, name: str = "column") -> np.ndarray:
+    """A repeated protobuf field as a numpy column; uint64 values above int64 range are an
+    INVALID_FIELD (not an OverflowError)."""
+    if dtype is not np.int64:
+        return np.fromiter(values, dtype, len(values))
+    try:
+        return np.fromiter(values, np.int64, len(values))
+    except OverflowError:
+        big = [v for v in values if v > MAX_INT64][:4]
+        raise _invalid(f"{name} out of range [0, {MAX_INT64}]: {big}") from None
 
 
 def _invalid(text: str) -> CodecError:
@@ -103,13 +115,32 @@ def _check_section(name: str, columns: dict[str, np.ndarray], limits: dict[str, 
         raise _invalid(f"{name} lists a UE more than once")
 
 
-def decode_indication(header: bytes, message: bytes) -> tuple[e2sm_la_pb2.LaIndicationHeader, dict]:
-    """Parse and validate an LA indication: (header, SlotReport fields as numpy arrays)."""
+def decode_header(header: bytes) -> e2sm_la_pb2.LaIndicationHeader:
+    """Parse and validate an LA indication header alone (cheap: a receiver can drop a stale
+    indication on its deadline before decoding the message)."""
     head = _parse(e2sm_la_pb2.LaIndicationHeader, header, "LA indication header")
-    msg = _parse(e2sm_la_pb2.LaIndicationMessage, message, "LA indication message")
     if head.mcs_table not in MCS_TABLES or head.cqi_table not in CQI_TABLES:
         raise _invalid(f"mcs_table {head.mcs_table} / cqi_table {head.cqi_table}: "
                        f"supported are {MCS_TABLES} / {CQI_TABLES}")
+    if head.slot > MAX_SLOT:
+        raise _invalid(f"slot {head.slot} out of range [0, {MAX_SLOT}]")
+    return head
+
+
+def decode_indication(header: bytes | e2sm_la_pb2.LaIndicationHeader, message: bytes,
+                      max_entries: int | None = None) -> tuple[e2sm_la_pb2.LaIndicationHeader, dict]:
+    """Parse and validate an LA indication: (header, SlotReport fields as numpy arrays).
+
+    `header` may be the already decoded header. With `max_entries`, a section listing more
+    UE entries raises CodecError(OVERLOAD) before any column is converted.
+    """
+    head = header if isinstance(header, e2sm_la_pb2.LaIndicationHeader) else decode_header(header)
+    msg = _parse(e2sm_la_pb2.LaIndicationMessage, message, "LA indication message")
+    if max_entries is not None:
+        longest = max(len(msg.cqi_ue), len(msg.harq_ue), len(msg.ue))
+        if longest > max_entries:
+            raise CodecError(e2ap_pb2.CAUSE_OVERLOAD, f"indication lists {longest} UE entries in one "
+                                                      f"section; this receiver takes at most {max_entries}")
     slot = head.slot
     cqi = {"cqi_ue": _column(msg.cqi_ue), "cqi_value": _column(msg.cqi_value),
            "cqi_age": _column(msg.cqi_age_slots)}
@@ -120,7 +151,7 @@ def decode_indication(header: bytes, message: bytes) -> tuple[e2sm_la_pb2.LaIndi
     _check_section("HARQ", harq, {"harq_mcs": (0, MAX_MCS_INDEX), "harq_tx": (1, MAX_HARQ_TX),
                                   "harq_process": (0, MAX_HARQ_PROCESS)})
     decide = {"ue": _column(msg.ue), "prbs": _column(msg.prbs), "layers": _column(msg.layers),
-              "buffer_bytes": _column(msg.buffer_bytes)}
+              "buffer_bytes": _column(msg.buffer_bytes, name="buffer_bytes")}
     _check_section("decision", decide, {"prbs": (1, MAX_PRBS), "layers": (1, MAX_LAYERS)})
     fields = {"slot": slot, "mcs_table": head.mcs_table, "cqi_table": head.cqi_table,
               "cqi_ue": cqi["cqi_ue"], "cqi_value": cqi["cqi_value"],

@@ -7,6 +7,13 @@ procedure's response) with a cause, and the connection keeps serving.
 Procedures (O-RAN.WG3.E2AP §8): E2 Setup, RIC Subscription, RIC Subscription Delete, RIC
 Indication (INSERT for link adaptation -> RIC Control Request; REPORT for KPM -> metrics), RIC
 Control Acknowledge / Failure (the node's verdict on a control), Error Indication, Reset.
+
+Conformance and bounds (E2AP §9.2): a second E2 Setup starts the session afresh; a RIC request
+id already subscribed is refused, not replaced; a subscription has 1..16 actions
+(maxofRICactionID) with distinct ids in 0..255; a node's slots never go backwards; an
+indication past its `deadline_ns` is dropped unanswered (the node has fallen back already).
+Every string a peer sends is escaped before it reaches a log line, and repeated errors are
+logged a few times per window (see `budgets.LogLimiter`).
 """
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from typing import Callable
 from ranpd.proto import e2ap_pb2 as e2
 from ranpd.proto import kpm, la_codec
 from ranpd.proto.framing import PROTOCOL_VERSION, CodecError, encode_frame, message_type, wrap
+from ranpd.xapp.budgets import wire
 from ranpd.xapp.metrics import cause_name
 from ranpd.xapp.service import XappService
 from ranpd.xapp.state import UeStateStore
@@ -29,6 +37,8 @@ SUPPORTED_FUNCTIONS = {la_codec.LA_RAN_FUNCTION.id: la_codec.LA_RAN_FUNCTION,
 SUPPORTED_ACTIONS = {la_codec.LA_RAN_FUNCTION.id: (e2.ACTION_TYPE_INSERT, "per_slot_insert"),
                      kpm.KPM_RAN_FUNCTION.id: (e2.ACTION_TYPE_REPORT, "report_period_ms")}
 IDLE_SWEEP_EVERY = 1024      # indications between sweeps for idle UEs
+MAX_ACTIONS = 16             # E2AP maxofRICactionID
+MAX_ACTION_ID = 255          # E2AP RIC Action ID, INTEGER (0..255)
 
 
 def _key(request_id: e2.RicRequestId) -> tuple[int, int]:
@@ -38,12 +48,17 @@ def _key(request_id: e2.RicRequestId) -> tuple[int, int]:
 class E2Session:
     def __init__(self, service: XappService, peer: str = "?"):
         self.service, self.metrics, self.peer = service, service.metrics, peer
+        self.limits = service.limits
         self.node_id: str | None = None
+        self.node_label = ""                                    # node id as a (bounded) metric label
         self.ran_functions: set[int] = set()
         self.subscriptions: dict[tuple[int, int], int] = {}     # request id -> RAN function id
         self.store: UeStateStore | None = None
         self.transport = None                                   # set by the server
+        self.admit: Callable[["E2Session"], bool] = lambda session: True   # server's slot check
         self._indications = 0
+        self._last_slot = -1
+        self._clock_offset: int | None = None     # min(received - node timestamp), ns
         self._handlers: dict[str, Callable] = {
             "e2_setup_request": self.on_setup,
             "ric_subscription_request": self.on_subscription,
@@ -63,7 +78,8 @@ class E2Session:
               ran_function_id: int = 0, sequence_number: int = 0) -> list[bytes]:
         """ErrorIndication with a cause, counted and logged (the connection stays up)."""
         self.metrics.error("sent", cause)
-        log.warning("E2 %s (%s): %s: %s", self.node_id or self.peer, self.peer, cause_name(cause), text)
+        self.service.log_limiter.log(logging.WARNING, f"sent {cause_name(cause)}", "E2 %s (%s): %s: %s",
+                                     wire(self.node_id), self.peer, cause_name(cause), wire(text, 300))
         return self._reply(e2.ErrorIndication(request_id=request_id, ran_function_id=ran_function_id,
                                               cause=cause, text=text, sequence_number=sequence_number),
                            transaction_id)
@@ -88,8 +104,19 @@ class E2Session:
 
     # -- handlers ------------------------------------------------------------------------------
     def on_setup(self, request: e2.E2SetupRequest, tid: int, _: int) -> list[bytes]:
-        if not request.global_e2_node_id:
-            return self.error(e2.CAUSE_INVALID_FIELD, "E2 Setup without global_e2_node_id", tid)
+        node_id, limits = request.global_e2_node_id, self.limits
+        if not node_id or len(node_id) > limits.max_node_id_chars or not node_id.isprintable():
+            return self.error(e2.CAUSE_INVALID_FIELD, f"global_e2_node_id must be 1..{limits.max_node_id_chars} "
+                                                      "printable characters", tid)
+        if len(request.ran_functions) > limits.max_ran_functions:
+            return self.error(e2.CAUSE_INVALID_FIELD, f"{len(request.ran_functions)} RAN functions; at most "
+                                                      f"{limits.max_ran_functions}", tid)
+        if self.node_id is None and not self.admit(self):
+            return self.error(e2.CAUSE_OVERLOAD, "xApp at its limit of set-up E2 nodes", tid)
+        if self.node_id is not None:                  # E2AP §8.3.1: a new setup starts afresh
+            log.info("E2 %s (%s) set up again as %s: session reset", wire(self.node_id), self.peer,
+                     wire(node_id))
+        self._reset()
         accepted, rejected = [], []
         for function in request.ran_functions:
             known = SUPPORTED_FUNCTIONS.get(function.id)
@@ -98,9 +125,10 @@ class E2Session:
             else:
                 rejected.append(e2.RanFunctionRejection(ran_function_id=function.id,
                                                         cause=e2.CAUSE_UNKNOWN_RAN_FUNCTION))
-        self.node_id, self.ran_functions = request.global_e2_node_id, set(accepted)
-        log.info("E2 setup from %s (%s): RAN functions accepted %s, rejected %s", self.node_id,
-                 self.peer, accepted, [r.ran_function_id for r in rejected])
+        self.node_id, self.ran_functions = node_id, set(accepted)
+        self.node_label = self.service.node_labels(node_id)
+        log.info("E2 setup from %s (%s): RAN functions accepted %s, rejected %s", wire(node_id),
+                 self.peer, accepted, [r.ran_function_id for r in rejected][:16])
         return self._reply(e2.E2SetupResponse(global_ric_id=self.service.settings.ric_id,
                                               accepted_ran_function_ids=accepted, rejected=rejected), tid)
 
@@ -111,18 +139,31 @@ class E2Session:
             return self.error(e2.CAUSE_UNKNOWN_RAN_FUNCTION,
                               f"RAN function {function} was not set up by this node", tid,
                               request.request_id, function)
+        key, context = _key(request.request_id), (tid, request.request_id, function)
+        if key in self.subscriptions:
+            return self.error(e2.CAUSE_INVALID_FIELD, f"RIC request id {key} is already subscribed; "
+                                                      "delete that subscription first", *context)
+        if len(self.subscriptions) >= self.limits.max_subscriptions:
+            return self.error(e2.CAUSE_OVERLOAD, f"connection at its limit of "
+                                                 f"{self.limits.max_subscriptions} subscriptions", *context)
+        action_ids = [action.action_id for action in request.actions]
+        if not 1 <= len(action_ids) <= MAX_ACTIONS:
+            return self.error(e2.CAUSE_INVALID_FIELD, f"a subscription has 1..{MAX_ACTIONS} actions, "
+                                                      f"not {len(action_ids)}", *context)
+        if max(action_ids) > MAX_ACTION_ID or len(set(action_ids)) != len(action_ids):
+            return self.error(e2.CAUSE_INVALID_FIELD, f"action ids must be distinct and in "
+                                                      f"0..{MAX_ACTION_ID}: {action_ids}", *context)
         action_type, trigger = SUPPORTED_ACTIONS[function]
         if request.event_trigger.WhichOneof("trigger") != trigger:
             return self.error(e2.CAUSE_ACTION_NOT_SUPPORTED,
-                              f"RAN function {function} needs event trigger {trigger}", tid,
-                              request.request_id, function)
+                              f"RAN function {function} needs event trigger {trigger}", *context)
         for action in request.actions:
             if action.type == action_type:
                 response.admitted_action_ids.append(action.action_id)
             else:
                 response.not_admitted.add(action_id=action.action_id, cause=e2.CAUSE_ACTION_NOT_SUPPORTED)
         if response.admitted_action_ids:
-            self.subscriptions[_key(request.request_id)] = function
+            self.subscriptions[key] = function
         return self._reply(response, tid)
 
     def on_subscription_delete(self, request: e2.RICSubscriptionDeleteRequest, tid: int, _: int) -> list[bytes]:
@@ -155,7 +196,16 @@ class E2Session:
         metrics.la_indications.inc()
         if indication.type != e2.INDICATION_TYPE_INSERT:
             raise CodecError(e2.CAUSE_ACTION_NOT_SUPPORTED, "link adaptation takes INSERT indications")
-        header, fields = la_codec.decode_indication(indication.header, indication.message)
+        header = la_codec.decode_header(indication.header)
+        if self._stale(header, received_ns):
+            metrics.stale.inc()
+            return []
+        if header.slot < self._last_slot:
+            raise CodecError(e2.CAUSE_INVALID_FIELD, f"slot {header.slot} is before slot {self._last_slot} "
+                                                     "already decided: slots must not go backwards")
+        header, fields = la_codec.decode_indication(header, indication.message,
+                                                    self.service.settings.max_indication_ues)
+        self._last_slot = header.slot
         metrics.stages["decode"].observe((time.perf_counter_ns() - received_ns) * 1e-9)
         store = self._store(header.mcs_table, header.cqi_table)
         evicted = store.evictions
@@ -177,6 +227,16 @@ class E2Session:
         metrics.stages["total"].observe((t1 - received_ns) * 1e-9)
         return frames
 
+    def _stale(self, header, received_ns: int) -> bool:
+        """Past its deadline now? The node's clock is mapped onto ours with the smallest
+        (received - node timestamp) seen, which never overstates how late an indication is."""
+        if not header.deadline_ns or not header.timestamp_ns:
+            return False
+        offset = received_ns - header.timestamp_ns
+        if self._clock_offset is None or offset < self._clock_offset:
+            self._clock_offset = offset
+        return time.perf_counter_ns() - self._clock_offset > header.deadline_ns
+
     def _store(self, mcs_table: int, cqi_table: int) -> UeStateStore:
         """This node's UE store; a change of MCS/CQI table starts a fresh one."""
         if self.store is None or self.store.tables != (mcs_table, cqi_table):
@@ -185,11 +245,25 @@ class E2Session:
         return self.store
 
     def _kpm(self, indication: e2.RICIndication) -> None:
-        self.metrics.kpm_indications.inc()
+        metrics, node = self.metrics, self.node_label
+        metrics.kpm_indications.inc()
         _, cell, _ = kpm.decode_report(indication.header, indication.message)
+        fallback = kpm.fallback_ratio(cell)
         for name, values in cell.items():
             if len(values) == 1:
-                self.metrics.kpm.labels(self.node_id, name).set(values[0])
+                metrics.kpm.labels(node, name).set(values[0])
+        if fallback is None:
+            return
+        fallbacks, decisions = fallback
+        metrics.node_fallbacks.labels(node).inc(fallbacks)
+        ratio = fallbacks / decisions if decisions else 0.0
+        metrics.node_fallback_ratio.labels(node).set(ratio)
+        if ratio > self.limits.fallback_warn_ratio:
+            metrics.high_fallback_reports.labels(node).inc()
+            self.service.log_limiter.log(
+                logging.WARNING, f"high fallback {node}", "E2 %s: %.1f%% of %d decisions fell back to "
+                "the node's own link adaptation (warning above %.1f%%)", wire(self.node_id), 100 * ratio,
+                decisions, 100 * self.limits.fallback_warn_ratio)
 
     def on_control_acknowledge(self, ack: e2.RICControlAcknowledge, tid: int, _: int) -> list[bytes]:
         return []
@@ -200,12 +274,19 @@ class E2Session:
 
     def on_error_indication(self, error: e2.ErrorIndication, tid: int, _: int) -> list[bytes]:
         self.metrics.error("received", error.cause)
-        log.warning("E2 %s reports %s: %s", self.node_id, cause_name(error.cause), error.text)
+        self.service.log_limiter.log(logging.WARNING, f"received {cause_name(error.cause)}",
+                                     "E2 %s reports %s: %s", wire(self.node_id), cause_name(error.cause),
+                                     wire(error.text, 300))
         return []
 
     def on_reset(self, request: e2.ResetRequest, tid: int, _: int) -> list[bytes]:
-        log.info("E2 %s reset (%s): dropping %d subscriptions and %d UE contexts", self.node_id,
+        log.info("E2 %s reset (%s): dropping %d subscriptions and %d UE contexts", wire(self.node_id),
                  cause_name(request.cause), len(self.subscriptions), len(self.store or ()))
+        self._reset()
+        return self._reply(e2.ResetResponse(), tid)
+
+    def _reset(self) -> None:
+        """Drop subscriptions, UE contexts and the slot and clock history (Reset, new Setup)."""
         self.subscriptions.clear()
         self.store = None
-        return self._reply(e2.ResetResponse(), tid)
+        self._last_slot, self._clock_offset = -1, None

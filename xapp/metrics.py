@@ -11,8 +11,9 @@ STAGES = ("decode", "observation", "inference", "encode", "total")
 
 
 def cause_name(cause: int) -> str:
+    """Metric label of a cause; values outside the enum (open in proto3) are all "unknown"."""
     return e2ap_pb2.Cause.Name(cause).removeprefix("CAUSE_").lower() if cause in e2ap_pb2.Cause.values() \
-        else str(cause)
+        else "unknown"
 
 
 class XappMetrics:
@@ -39,7 +40,22 @@ class XappMetrics:
         self.model_swaps = Counter("ranpd_xapp_model_swaps", "Model hot-swap attempts", ["result"],
                                    registry=r)
         self.kpm = Gauge("ranpd_xapp_kpm_cell", "Last KPM cell measurement (scalars; first bin of "
-                         "distributions is not exported)", ["node", "measurement"], registry=r)
+                         "distributions is not exported); node ids beyond the label budget are 'other'",
+                         ["node", "measurement"], registry=r)
+        self.node_fallbacks = Counter("ranpd_xapp_node_fallbacks", "Decisions nodes report (KPM) as "
+                                      "taken by their own fallback", ["node"], registry=r)
+        self.node_fallback_ratio = Gauge("ranpd_xapp_node_fallback_ratio", "Fallback share of the "
+                                         "node's last KPM period", ["node"], registry=r)
+        self.high_fallback_reports = Counter("ranpd_xapp_node_high_fallback_reports", "KPM periods whose "
+                                             "fallback share exceeded the warning ratio", ["node"], registry=r)
+        self.stale = Counter("ranpd_xapp_stale_indications", "Indications dropped unanswered because "
+                             "their deadline had passed", registry=r)
+        self.throttled = Counter("ranpd_xapp_throttled", "Times a connection was paused for using more "
+                                 "than its share of the E2 loop", registry=r)
+        self.dropped = Counter("ranpd_xapp_connections_dropped", "E2 connections closed by the xApp",
+                               ["reason"], registry=r)
+        self.internal_errors = Counter("ranpd_xapp_internal_errors", "Frames that raised an unexpected "
+                                       "exception (a bug; answered CAUSE_UNSPECIFIED)", registry=r)
 
     def error(self, direction: str, cause: int) -> None:
         self.errors.labels(direction, cause_name(cause)).inc()

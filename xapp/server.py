@@ -1,84 +1,299 @@
-"""The xApp process: the E2 stream server (asyncio TCP) and the REST API (uvicorn) on one loop.
+"""The xApp process: the E2 stream server and the REST API, each on its own thread and event loop.
 
 - `serve_xapp(settings)`: async context manager, yields a `RunningXapp` with the bound ports.
 - `XappThread(settings)`: the same in a background thread, for synchronous callers and tests
   (`stop()` ends it; start a new one on the same port to bring the xApp back).
 
-The E2 server is an `asyncio.Protocol`: frames are decoded and answered inside `data_received`,
-with no coroutine or task per message, which keeps the indication -> control path short. Every
-connection has its own `E2Session`; a bad frame costs that connection an ErrorIndication (or,
-for an oversized or truncated frame, the connection), never the process.
+Why two loops (docs/xapp-isolation.md): a REST request (a model upload, a big decide body,
+a slow client) never runs on the E2 loop, so it cannot hold up an E2 node's decision; the E2
+loop does nothing but E2. Within the E2 loop no peer can starve the others:
+
+- a connection is handled `frames_per_turn` frames at a time, then yields to the rest;
+- each connection has a `WorkBudget` of loop time; beyond it, it is not read until the budget
+  refills (its queued indications go stale and are dropped unanswered);
+- a connection waits for E2 Setup in a bounded pre-setup pool (oldest dropped when full, and
+  after `setup_timeout_s`), separate from the `max_connections` slots of set-up nodes;
+- idle, read (a frame left half-sent) and write (a peer that does not read) timeouts drop a
+  peer; reading pauses at the write high-water mark, so a peer that never reads costs at most
+  `write_high_bytes`.
+
+The E2 server is an `asyncio.Protocol` (no coroutine per message). A bad frame costs its
+connection an ErrorIndication (or, for an oversized or truncated frame, the connection).
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import signal
+import sys
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
-
-import uvicorn
 
 from ranpd.proto import e2ap_pb2 as e2
 from ranpd.proto.framing import FrameDecoder, FrameError
+from ranpd.xapp.budgets import E2Limits, WorkBudget, wire
 from ranpd.xapp.config import XappSettings
 from ranpd.xapp.handlers import E2Session
 from ranpd.xapp.model import OnnxPolicyModel
 from ranpd.xapp.service import XappService, load_configured_model
 
 log = logging.getLogger(__name__)
+SWEEP_S = 0.1                   # how often timeouts are checked
+GIL_SWITCH_S = 0.0005           # E2 and REST threads hand the GIL over at least this often
 
 
 class E2Protocol(asyncio.Protocol):
-    def __init__(self, service: XappService):
-        self.service = service
-        self.decoder = FrameDecoder(service.settings.max_frame_bytes)
+    def __init__(self, server: "E2Server"):
+        self.server, self.service = server, server.service
+        self.limits = limits = server.service.limits
+        self.decoder = FrameDecoder(self.service.settings.max_frame_bytes)
+        self.budget = WorkBudget(limits.work_share, limits.work_burst_s)
+        self._paused: set[str] = set()        # why reading is paused: backlog, budget, write
+        self._scheduled = False
+        self.closed = False
+        now = time.monotonic()
+        self.connected_at = self.last_rx = now
+        self.partial_since: float | None = None
+        self.write_paused_since: float | None = None
 
+    # -- life cycle ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.session = E2Session(self.service, f"{peer[0]}:{peer[1]}" if peer else "?")
         self.session.transport = transport
-        if len(self.service.sessions) >= self.service.settings.max_connections:
-            transport.write(b"".join(self.session.error(
-                e2.CAUSE_OVERLOAD, f"xApp at its limit of {self.service.settings.max_connections} connections")))
-            transport.close()
-            return
-        self.service.sessions.add(self.session)
-        self.service.metrics.connections.inc()
-        log.info("E2 connection from %s", self.session.peer)
+        self.session.admit = lambda session: self.server.admit(self)
+        high = self.limits.write_high_bytes
+        transport.set_write_buffer_limits(high=high, low=high // 4)
+        self.server.pending[self] = None
+        if len(self.server.pending) > self.limits.max_pending_setups:
+            oldest = next(iter(self.server.pending))
+            oldest.drop("setup_pool_full")
 
-    def data_received(self, data: bytes) -> None:
-        received_ns = time.perf_counter_ns()
-        session, out = self.session, []
-        try:
-            items = self.decoder.feed(data)
-        except FrameError as exc:            # oversized: nothing to resynchronise on
-            self.transport.write(b"".join(session.error(exc.cause, exc.text)))
-            self.transport.close()
-            return
-        for item in items:
-            if isinstance(item, FrameError):
-                out += session.error(item.cause, item.text)
-                continue
-            try:
-                out += session.handle(item, received_ns)
-            except Exception as exc:         # a bug must not take the connection down
-                log.exception("E2 %s: internal error on %s", session.peer, item.WhichOneof("message"))
-                out += session.error(e2.CAUSE_UNSPECIFIED, f"internal error: {exc!r}", item.transaction_id)
-        if out:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+    def drop(self, reason: str, flush: bool = False) -> None:
+        """Close this connection now; unsent bytes are discarded unless `flush`."""
+        if not self.closed:
+            self.service.metrics.dropped.labels(reason).inc()
+            self.service.log_limiter.log(logging.INFO, f"drop {reason}", "E2 %s (%s) dropped: %s",
+                                         wire(self.session.node_id), self.session.peer, reason)
+            self.closed = True
+            self.transport.close() if flush else self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.session in self.service.sessions:
-            self.service.sessions.discard(self.session)
-            self.service.metrics.connections.dec()
+        self.closed = True
+        self.server.forget(self)
         if self.decoder.pending:
             self.service.metrics.error("received", e2.CAUSE_MALFORMED_MESSAGE)
-            log.warning("E2 %s closed inside a frame (%d bytes pending): truncated",
-                        self.session.peer, self.decoder.pending)
-        log.info("E2 connection from %s (%s) closed", self.session.peer, self.session.node_id)
+            self.service.log_limiter.log(logging.WARNING, "truncated", "E2 %s closed inside a frame "
+                                         "(%d bytes pending): truncated", self.session.peer, self.decoder.pending)
+        log.debug("E2 connection from %s (%s) closed", self.session.peer, wire(self.session.node_id))
+
+    # -- reading, fairly -----------------------------------------------------------------------
+    def _pause(self, reason: str) -> None:
+        if not self._paused:
+            self.transport.pause_reading()
+        self._paused.add(reason)
+
+    def _resume(self, reason: str) -> None:
+        self._paused.discard(reason)
+        if not self._paused and not self.closed:
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = time.monotonic()
+        self.decoder.push(data)
+        self._received_ns = time.perf_counter_ns()
+        if not self._scheduled and "budget" not in self._paused:
+            self._work()
+
+    def _work(self) -> None:
+        """Handle up to `frames_per_turn` frames, then let the other connections run."""
+        self._scheduled = False
+        if self.closed:
+            return
+        session, out, start = self.session, [], time.perf_counter_ns()
+        more = False
+        for _ in range(self.limits.frames_per_turn):
+            try:
+                item = self.decoder.pop()
+            except FrameError as exc:            # oversized: nothing to resynchronise on
+                self.transport.write(b"".join(out + session.error(exc.cause, exc.text)))
+                self.drop("oversized_frame", flush=True)
+                return
+            if item is None:
+                break
+            if isinstance(item, FrameError):
+                out += session.error(item.cause, item.text)
+            else:
+                out += self._handle(item)
+        else:
+            more = True
+        if out:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        self.partial_since = (self.partial_since or time.monotonic()) if self.decoder.pending else None
+        wait = self.budget.spend((time.perf_counter_ns() - start) * 1e-9)
+        if wait > 0:
+            self.service.metrics.throttled.inc()
+            self._pause("budget")
+            asyncio.get_running_loop().call_later(wait, self._refilled)
+        elif more:
+            self._pause("backlog")
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._work)
+        else:
+            self._resume("backlog")
+
+    def _refilled(self) -> None:
+        self._resume("budget")
+        if not self._scheduled:
+            self._work()
+
+    def _handle(self, envelope: e2.Envelope) -> list[bytes]:
+        session = self.session
+        try:
+            return session.handle(envelope, self._received_ns)
+        except Exception as exc:             # a bug must not take the connection down
+            self.service.metrics.internal_errors.inc()
+            self.service.log_limiter.log(logging.ERROR, "internal error", "E2 %s: internal error on %s: %s",
+                                         session.peer, envelope.WhichOneof("message"), wire(repr(exc), 300))
+            return session.error(e2.CAUSE_UNSPECIFIED, "internal error", envelope.transaction_id)
+
+    # -- writing -------------------------------------------------------------------------------
+    def pause_writing(self) -> None:
+        self.write_paused_since = time.monotonic()
+        self._pause("write")
+
+    def resume_writing(self) -> None:
+        self.write_paused_since = None
+        self._resume("write")
+
+
+class E2Server:
+    """The E2 listener on its own thread and event loop; `start()` returns the bound port."""
+
+    def __init__(self, service: XappService):
+        self.service, self.limits = service, service.limits
+        self.pending: OrderedDict[E2Protocol, None] = OrderedDict()   # waiting for E2 Setup
+        self.nodes: set[E2Protocol] = set()                           # set up
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="xapp-e2", daemon=True)
+        self.port = 0
+
+    # -- connection slots (called on the E2 loop) ----------------------------------------------
+    def admit(self, protocol: E2Protocol) -> bool:
+        """Move a connection from the pre-setup pool to a node slot, if one is free."""
+        if len(self.nodes) >= self.service.settings.max_connections:
+            return False
+        self.pending.pop(protocol, None)
+        self.nodes.add(protocol)
+        self.service.sessions.add(protocol.session)
+        self.service.metrics.connections.inc()
+        return True
+
+    def forget(self, protocol: E2Protocol) -> None:
+        self.pending.pop(protocol, None)
+        if protocol in self.nodes:
+            self.nodes.discard(protocol)
+            self.service.sessions.discard(protocol.session)
+            self.service.metrics.connections.dec()
+
+    def _sweep(self) -> None:
+        """Drop peers past a timeout: setup, idle, read (half a frame) and write (not reading)."""
+        now, limits = time.monotonic(), self.limits
+        for protocol in list(self.pending):
+            if now - protocol.connected_at > limits.setup_timeout_s:
+                protocol.drop("setup_timeout")
+        for protocol in list(self.nodes) + list(self.pending):
+            if protocol.closed:
+                continue
+            if protocol in self.nodes and now - protocol.last_rx > limits.idle_timeout_s:
+                protocol.drop("idle_timeout")
+            elif protocol.partial_since is not None and now - protocol.partial_since > limits.read_timeout_s:
+                protocol.drop("read_timeout")
+            elif (protocol.write_paused_since is not None
+                  and now - protocol.write_paused_since > limits.write_stall_s):
+                protocol.drop("write_stall")
+        self._loop.call_later(SWEEP_S, self._sweep)
+
+    # -- thread --------------------------------------------------------------------------------
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            settings = self.service.settings
+            server = await self._loop.create_server(lambda: E2Protocol(self), settings.host, settings.e2_port)
+            self.port = server.sockets[0].getsockname()[1]
+            self.service.e2_listening = True
+            self._loop.call_later(SWEEP_S, self._sweep)
+            self._ready.set()
+            try:
+                await self._stop.wait()
+            finally:
+                self.service.e2_listening = False
+                server.close()
+                for protocol in list(self.nodes) + list(self.pending):   # nodes fall back at once
+                    protocol.transport.close()
+                await server.wait_closed()
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+
+    def start(self, timeout: float = 10.0) -> int:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("E2 server did not start")
+        if self._error is not None:
+            raise self._error
+        return self.port
+
+    def stop(self) -> None:
+        if self._thread.is_alive() and self._ready.is_set():
+            with contextlib.suppress(RuntimeError):          # loop already closed
+                self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(10)
+
+
+class RestServer:
+    """uvicorn serving the FastAPI app on its own thread and event loop."""
+
+    def __init__(self, service: XappService):
+        import uvicorn
+
+        from ranpd.xapp.api import create_app   # FastAPI import only when serving REST
+
+        settings = service.settings
+        self.address = f"{settings.host}:{settings.http_port}"
+        self.server = uvicorn.Server(uvicorn.Config(
+            create_app(service), host=settings.host, port=settings.http_port, log_level=settings.log_level,
+            access_log=False, lifespan="off"))
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="xapp-rest", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self.server.serve())     # not the main thread: uvicorn installs no signals
+        except BaseException:                   # e.g. SystemExit when the port is taken
+            pass
+        finally:
+            self._done.set()
+
+    def start(self, timeout: float = 10.0) -> int:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if self._done.is_set() or time.monotonic() > deadline:
+                raise OSError(f"REST server failed to start on {self.address}")
+            time.sleep(0.01)
+        return self.server.servers[0].sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(10)
 
 
 @dataclass
@@ -86,63 +301,46 @@ class RunningXapp:
     service: XappService
     e2_port: int
     http_port: int
-    _http_task: asyncio.Task | None = None
 
     async def stopped(self) -> None:
-        """Wait until the REST server stops (uvicorn handles SIGINT/SIGTERM), or forever."""
-        if self._http_task is None:
-            await asyncio.Event().wait()
-        await asyncio.shield(self._http_task)
+        """Wait for SIGTERM (main thread only) or forever; SIGINT cancels the caller as usual."""
+        stop = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
 
 
 @contextlib.asynccontextmanager
 async def serve_xapp(settings: XappSettings | None = None, model: OnnxPolicyModel | None = None,
-                     http: bool = True):
-    """Run the E2 server (and the REST API unless `http=False`) until the block exits.
-
-    The model is `model` if given, else the one the settings name (see load_configured_model).
-    """
-    from ranpd.xapp.api import create_app   # FastAPI import only when serving REST
-
+                     http: bool = True, limits: E2Limits | None = None):
+    """Run the E2 server (and the REST API unless `http=False`), each in its own thread, until
+    the block exits. The model is `model` if given, else the one the settings name (see
+    load_configured_model)."""
     settings = settings or XappSettings()
-    service = XappService(settings, model if model is not None else load_configured_model(settings))
-    loop = asyncio.get_running_loop()
-    e2_server = await loop.create_server(lambda: E2Protocol(service), settings.host, settings.e2_port)
-    service.e2_listening = True
-    e2_port = e2_server.sockets[0].getsockname()[1]
-    http_server, http_task, http_port = None, None, 0
+    service = XappService(settings, model if model is not None else load_configured_model(settings), limits)
+    sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_S))
+    e2_server, rest = E2Server(service), None
     try:
+        e2_port = await asyncio.to_thread(e2_server.start)
+        http_port = 0
         if http:
-            config = uvicorn.Config(create_app(service), host=settings.host, port=settings.http_port,
-                                    log_level=settings.log_level, access_log=False, lifespan="off")
-            http_server = uvicorn.Server(config)
-            http_task = asyncio.create_task(http_server.serve())
-            while not http_server.started:
-                if http_task.done():        # e.g. port in use: uvicorn logs it and exits
-                    raise OSError(f"REST server failed to start on {settings.host}:{settings.http_port}")
-                await asyncio.sleep(0.01)
-            http_port = http_server.servers[0].sockets[0].getsockname()[1]
+            rest = RestServer(service)
+            http_port = await asyncio.to_thread(rest.start)
         log.info("xApp serving E2 on %s:%d, REST on %s:%s, model %s", settings.host, e2_port,
                  settings.host, http_port or "-", service.model.version if service.model else "none")
-        yield RunningXapp(service, e2_port, http_port, http_task)
+        yield RunningXapp(service, e2_port, http_port)
     finally:
-        service.e2_listening = False
-        e2_server.close()
-        for session in list(service.sessions):   # nodes see the xApp go away and fall back
-            session.transport.close()
-        if http_server is not None:
-            http_server.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await http_task
-        await e2_server.wait_closed()
+        if rest is not None:
+            await asyncio.to_thread(rest.stop)
+        await asyncio.to_thread(e2_server.stop)
 
 
 class XappThread:
     """`serve_xapp` in a background thread with its own event loop."""
 
     def __init__(self, settings: XappSettings | None = None, model: OnnxPolicyModel | None = None,
-                 http: bool = True):
-        self.settings, self.model, self.http = settings, model, http
+                 http: bool = True, limits: E2Limits | None = None):
+        self.settings, self.model, self.http, self.limits = settings, model, http, limits
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="xapp", daemon=True)
@@ -150,7 +348,7 @@ class XappThread:
     def _run(self) -> None:
         async def main():
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-            async with serve_xapp(self.settings, self.model, self.http) as running:
+            async with serve_xapp(self.settings, self.model, self.http, self.limits) as running:
                 self.running = running
                 self._ready.set()
                 await self._stop.wait()

@@ -10,6 +10,7 @@ import numpy as np
 from ranpd.proto import e2ap_pb2
 from ranpd.proto.framing import CodecError
 from ranpd.simulator.report import SlotReport
+from ranpd.xapp.budgets import E2Limits, LabelBudget, LogLimiter
 from ranpd.xapp.config import XappSettings
 from ranpd.xapp.metrics import XappMetrics
 from ranpd.xapp.model import PACKAGED_MODEL, ModelError, ModelSlot, OnnxPolicyModel, validate_model
@@ -34,13 +35,23 @@ def load_configured_model(settings: XappSettings) -> OnnxPolicyModel | None:
 
 
 class XappService:
-    def __init__(self, settings: XappSettings, model: OnnxPolicyModel | None = None):
+    """The model slot, metrics and E2 sessions of one xApp. The E2 loop and the REST loop run in
+    different threads; what they share is read-mostly (the model is swapped by one reference
+    assignment, sessions are copied before the REST side iterates them)."""
+
+    def __init__(self, settings: XappSettings, model: OnnxPolicyModel | None = None,
+                 limits: E2Limits | None = None):
         self.settings = settings
+        self.limits = limits or E2Limits()
         self.metrics = XappMetrics()
         self.models = ModelSlot()
         self.sessions: set = set()            # open E2 sessions (handlers.E2Session)
         self.e2_listening = False
-        self.metrics.ue_contexts.set_function(lambda: sum(len(s.store) for s in self.sessions if s.store))
+        self.node_labels = LabelBudget(self.limits.max_label_nodes)
+        self.log_limiter = LogLimiter(logging.getLogger("ranpd.xapp.e2"), self.limits.log_lines_per_window,
+                                      self.limits.log_window_s)
+        self.metrics.ue_contexts.set_function(
+            lambda: sum(len(s.store) for s in list(self.sessions) if s.store))
         if model is not None:
             self.install(model)
 

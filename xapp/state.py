@@ -3,8 +3,12 @@
 The xApp keeps, for each E2 node, the same `ranpd.simulator.observation.ObservationBuilder` the
 training environment uses, with one row per known UE. A UE gets a row when it first appears (in a
 CSI report, HARQ feedback or a decision request); rows are freed when a UE stays silent for
-`idle_slots`, and when the store is full the least recently seen UE is evicted (LRU), so memory
+`idle_slots`, and when the store is full the least recently seen UEs are evicted (LRU), so memory
 is bounded by `capacity` whatever the node sends.
+
+Every operation is vectorised: the id -> row index is a sorted array searched with
+`np.searchsorted`, rebuilt only when UEs join or leave, so one indication costs
+O(N log C + C) in numpy for N listed UEs and capacity C (no Python loop per UE).
 """
 from __future__ import annotations
 
@@ -14,16 +18,17 @@ from ranpd.simulator.observation import ObservationBuilder
 from ranpd.simulator.report import SlotReport
 
 _NEVER = np.iinfo(np.int64).min
+_FREE = -1
 
 
 class UeStateStore:
     def __init__(self, capacity: int, mcs_table: int = 2, cqi_table: int = 2, idle_slots: int = 20000):
         self.capacity, self.idle_slots = capacity, idle_slots
         self.builder = ObservationBuilder(capacity, mcs_table, cqi_table)
-        self._row_of: dict[int, int] = {}
-        self._ue_of = np.full(capacity, -1, np.int64)
+        self._ue_of = np.full(capacity, _FREE, np.int64)          # row -> UE id
         self._last_seen = np.full(capacity, _NEVER, np.int64)
-        self._free = list(range(capacity - 1, -1, -1))
+        self._keys = np.empty(0, np.int64)                         # sorted UE ids held
+        self._key_rows = np.empty(0, np.int64)                     # their rows
         self.evictions = 0
 
     @property
@@ -31,53 +36,68 @@ class UeStateStore:
         return self.builder.mcs_table, self.builder.cqi_table
 
     def __len__(self) -> int:
-        return len(self._row_of)
+        return self._keys.size
 
     def __contains__(self, ue: int) -> bool:
-        return ue in self._row_of
+        i = np.searchsorted(self._keys, ue)
+        return bool(i < self._keys.size and self._keys[i] == ue)
+
+    def _reindex(self) -> None:
+        held = np.flatnonzero(self._ue_of != _FREE)
+        order = np.argsort(self._ue_of[held], kind="stable")
+        self._key_rows = held[order]
+        self._keys = self._ue_of[self._key_rows]
 
     def _release(self, rows: np.ndarray) -> None:
-        for row in rows.tolist():
-            del self._row_of[int(self._ue_of[row])]
-            self._free.append(row)
-        self._ue_of[rows] = -1
+        self._ue_of[rows] = _FREE
         self._last_seen[rows] = _NEVER
-        self.evictions += len(rows)
+        self.evictions += rows.size
 
     def evict_idle(self, slot: int) -> int:
         """Forget UEs unseen for more than `idle_slots`; returns how many."""
-        idle = np.flatnonzero((self._ue_of >= 0) & (self._last_seen < slot - self.idle_slots))
-        self._release(idle)
+        idle = np.flatnonzero((self._ue_of != _FREE) & (self._last_seen < slot - self.idle_slots))
+        if idle.size:
+            self._release(idle)
+            self._reindex()
         return idle.size
 
-    def rows(self, ues: np.ndarray, slot: int) -> np.ndarray:
-        """Rows of these UE ids (new UEs get fresh rows, evicting the least recently seen
-        UE not in `ues` when full); marks them seen at `slot`. Raises OverflowError when `ues`
-        holds more distinct UEs than the store can."""
-        row_of = self._row_of
-        rows = [row_of.get(ue, -1) for ue in ues.tolist()]
-        if -1 in rows:
-            for i, ue in enumerate(ues.tolist()):
-                if rows[i] == -1:
-                    rows[i] = row_of.get(ue, -1)
-                    if rows[i] == -1:
-                        rows[i] = self._admit(ue, rows, slot)
-        out = np.array(rows, np.int64)
-        self._last_seen[out] = slot
-        return out
+    def _lookup(self, ues: np.ndarray) -> np.ndarray:
+        """Row of each UE id, -1 where the UE is not held."""
+        keys = self._keys
+        if keys.size == 0:
+            return np.full(ues.size, -1, np.int64)
+        i = np.minimum(np.searchsorted(keys, ues), keys.size - 1)
+        return np.where(keys[i] == ues, self._key_rows[i], -1)
 
-    def _admit(self, ue: int, protected: list[int], slot: int) -> int:
-        if not self._free:
-            self._last_seen[[r for r in protected if r >= 0]] = slot    # never evict a UE in use
-            oldest = int(np.argmin(self._last_seen))
-            if self._last_seen[oldest] == slot:
+    def rows(self, ues: np.ndarray, slot: int) -> np.ndarray:
+        """Rows of these UE ids (new UEs get fresh rows, evicting the least recently seen UEs
+        not in `ues` when full); marks them seen at `slot`. Raises OverflowError when `ues`
+        holds more distinct UEs than the store can."""
+        ues = np.asarray(ues, np.int64)
+        rows = self._lookup(ues)
+        missing = rows < 0
+        if missing.any():
+            self._last_seen[rows[~missing]] = slot                # never evict a UE in use
+            new = np.unique(ues[missing])
+            self._admit(new, slot)
+            rows[missing] = self._lookup(ues[missing])
+        self._last_seen[rows] = slot
+        return rows
+
+    def _admit(self, new: np.ndarray, slot: int) -> None:
+        free = np.flatnonzero(self._ue_of == _FREE)
+        short = new.size - free.size
+        if short > 0:
+            candidates = np.flatnonzero((self._ue_of != _FREE) & (self._last_seen < slot))
+            if candidates.size < short:
                 raise OverflowError(f"an indication names more than {self.capacity} UEs")
-            self._release(np.array([oldest]))
-        row = self._free.pop()
-        self.builder.reset_rows([row])
-        self._row_of[ue] = row
-        self._ue_of[row] = ue
-        return row
+            oldest = candidates[np.argpartition(self._last_seen[candidates], short - 1)[:short]]
+            self._release(oldest)
+            free = np.concatenate((free, oldest))
+        rows = free[:new.size]
+        self.builder.reset_rows(rows)
+        self._ue_of[rows] = new
+        self._reindex()
 
     def observe(self, report: SlotReport) -> np.ndarray:
         """Apply the report's events to its UEs' rows, then observe the UEs needing a decision
