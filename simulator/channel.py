@@ -11,11 +11,20 @@ and load-dependent inter-cell interference.
   singularity carries its exact power. The result is periodic, which makes it a fading *trace*.
 - The channel never depends on the policy's actions, so it is generated in bulk: a few long traces
   per simulation, each UE reading one at its own random offset (the approach of ns-3's
-  trace-based fading loss model). Interference follows the same scheme: each of six first-tier
-  neighbours transmits in a slot with probability `load`.
+  trace-based fading loss model). Interference follows the same scheme.
+- Two interference geometries and two activity models:
+  * legacy (`drop_ues`, `neighbour_activity_traces`): seven omni sites; six neighbours switch the
+    whole band on/off as 2-state Markov chains. Kept so old results reproduce.
+  * network (`drop_sectors`, `neighbour_occupancy_traces`, `interference_per_subband`): the
+    TR 38.901 §7.8 calibration layout (19 sites x 3 sectors, Table 7.3-1 element pattern on a
+    10x1 column tilted by 12°), calibrated in geometry against the 3GPP results (see
+    `simulator/data/geometry_reference.csv`, `python3 -m ranpd.simulator.calibration.geometry`);
+    each neighbour carries its own heavy-tailed on/off traffic and, while busy, schedules a
+    changing subset of subbands every slot.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -92,11 +101,13 @@ def subband_gain_traces(profile: str, delay_spread_ns: float, doppler_norm: floa
     return gains
 
 
-def los_probability(env: str, d2d: np.ndarray) -> np.ndarray:
-    """TR 38.901 Table 7.4.2-1 (outdoor UE at 1.5 m)."""
+def los_probability(env: str, d2d: np.ndarray, h_ut: np.ndarray | float = UE_HEIGHT_M) -> np.ndarray:
+    """TR 38.901 Table 7.4.2-1; `d2d` is the outdoor 2D distance (d_2D-out for indoor UEs)."""
     d = np.maximum(d2d, 1e-3)
     if env == "UMa":
-        return np.where(d <= 18.0, 1.0, 18.0 / d + np.exp(-d / 63.0) * (1.0 - 18.0 / d))
+        c = np.where(h_ut <= 13.0, 0.0, (np.clip(h_ut, 13.0, 23.0) - 13.0) / 10.0) ** 1.5
+        height = 1.0 + c * 1.25 * (d / 100.0) ** 3 * np.exp(-d / 150.0)
+        return np.where(d <= 18.0, 1.0, (18.0 / d + np.exp(-d / 63.0) * (1.0 - 18.0 / d)) * height)
     if env == "UMi":
         return np.where(d <= 18.0, 1.0, 18.0 / d + np.exp(-d / 36.0) * (1.0 - 18.0 / d))
     if env == "RMa":
@@ -105,7 +116,7 @@ def los_probability(env: str, d2d: np.ndarray) -> np.ndarray:
 
 
 def path_loss_db(env: str, d2d: np.ndarray, fc_ghz: float, h_bs: float, los: np.ndarray,
-                 h_ut: float = UE_HEIGHT_M) -> tuple[np.ndarray, np.ndarray]:
+                 h_ut: np.ndarray | float = UE_HEIGHT_M) -> tuple[np.ndarray, np.ndarray]:
     """TR 38.901 Table 7.4.1-1 path loss (dB) and shadow-fading σ (dB) for LOS/NLOS links."""
     d3d = np.sqrt(d2d ** 2 + (h_bs - h_ut) ** 2)
     lg = np.log10
@@ -190,3 +201,173 @@ def neighbour_activity_traces(load: float, mean_burst_slots: float, n_traces: in
         start = rng.integers(lengths[:2].sum())
         chain[:] = np.repeat(states, lengths)[start:start + n_samples]
     return np.ascontiguousarray(chains.reshape(n_traces, 6, n_samples).transpose(0, 2, 1))
+
+
+# ---------------------------------------------------------------- network geometry (TR 38.901 §7.8)
+# Table 7.8-1: sectors at 30°, 150°, 270°; a 10x1 column of Table 7.3-1 elements (0.5λ apart)
+# with electrical tilt to zenith 102°, i.e. 12° below the horizon.
+SECTOR_BORESIGHTS_DEG = (30.0, 150.0, 270.0)
+N_DYNAMIC = 8  # strongest interfering sectors modelled slot by slot
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Large-scale gains (dB, -PL - SF + antenna pattern) of each UE to the cells around it.
+
+    serving_db [n]: to the serving (strongest) cell; interferer_db [n, N]: to the N strongest other
+    cells, strongest first; residual_db [n]: power sum of all remaining cells (-inf if none),
+    meant as a static, load-scaled term.
+    """
+
+    serving_db: np.ndarray
+    interferer_db: np.ndarray
+    residual_db: np.ndarray
+
+
+def sector_antenna_gain_db(azimuth_deg: np.ndarray, zenith_deg: np.ndarray, n_vertical: int = 10,
+                           tilt_deg: float = 12.0) -> np.ndarray:
+    """Sector antenna gain (dB) relative to its main beam (boresight azimuth, tilted zenith).
+
+    Element: TR 38.901 Table 7.3-1, A = -min(12(φ/65°)² + min(12((θ-90°)/65°)², 30), 30) dB.
+    Array: `n_vertical` elements 0.5λ apart steered to zenith 90° + tilt (TR 38.901 §7.3,
+    Table 7.8-1 calibration column), array factor |Σ_m e^{jπm(cosθ - cosθ_tilt)}|² / M.
+    """
+    def element_db(phi, theta):
+        vertical = np.minimum(12.0 * ((theta - 90.0) / 65.0) ** 2, 30.0)
+        return -np.minimum(12.0 * (phi / 65.0) ** 2 + vertical, 30.0)
+
+    def array_db(theta):
+        m = np.arange(n_vertical)
+        x = np.pi * (np.cos(np.radians(theta)) - np.cos(np.radians(90.0 + tilt_deg)))[..., None] * m
+        return 10.0 * np.log10(np.abs(np.exp(1j * x).sum(axis=-1)) ** 2 / n_vertical + 1e-12)
+
+    phi = (np.asarray(azimuth_deg) + 180.0) % 360.0 - 180.0
+    theta = np.asarray(zenith_deg)
+    peak = element_db(0.0, 90.0 + tilt_deg) + array_db(np.array(90.0 + tilt_deg))
+    return element_db(phi, theta) + array_db(theta) - peak
+
+
+def hex_sites(isd_m: float, tiers: int = 2) -> np.ndarray:
+    """Site positions [1 + 3·tiers·(tiers+1), 2] of a hexagonal grid, the centre site first.
+
+    Neighbours lie at 30° + k·60°, along the sector boresights (the 3GPP clover-leaf layout).
+    """
+    a, b = isd_m * np.array([np.cos(np.pi / 6), np.sin(np.pi / 6)]), isd_m * np.array([0.0, 1.0])
+    qr = [(q, r) for q in range(-tiers, tiers + 1) for r in range(-tiers, tiers + 1) if abs(q + r) <= tiers]
+    qr.sort(key=lambda p: max(abs(p[0]), abs(p[1]), abs(p[0] + p[1])))
+    return np.array([q * a + r * b for q, r in qr])
+
+
+def _drop_in_centre_hexagon(n: int, isd_m: float, min_distance_m: float, rng: np.random.Generator) -> np.ndarray:
+    """Uniform points [n, 2] in the centre site's hexagon (inradius ISD/2, sides facing the
+    neighbours), at least `min_distance_m` from the site (rejection sampling)."""
+    normals = np.array([[np.cos(a), np.sin(a)] for a in np.radians([30.0, 90.0, 150.0])])
+    radius = isd_m / np.sqrt(3.0)
+    points = np.empty((0, 2))
+    while len(points) < n:
+        p = rng.uniform(-radius, radius, (2 * (n - len(points)) + 16, 2))
+        inside = (np.abs(p @ normals.T) <= isd_m / 2).all(axis=1) & (np.hypot(*p.T) >= min_distance_m)
+        points = np.concatenate([points, p[inside]])
+    return points[:n]
+
+
+def drop_sectors(env: str, n_ues: int, fc_ghz: float, isd_m: float, h_bs: float, min_distance_m: float,
+                 rng: np.random.Generator, n_dynamic: int = N_DYNAMIC, indoor_fraction: float = 0.0,
+                 n_vertical: int = 10, tilt_deg: float = 12.0) -> Drop:
+    """Drop UEs in a 19-site, 57-cell hexagonal network (TR 38.901 §7.8, Table 7.8-1 layout).
+
+    UEs fall uniformly in the centre site's hexagon, which with wrap-around is statistically the
+    same as dropping over the whole network; the approximation is that these UEs see two tiers
+    of sites, not the wrapped-around ring beyond them. Outdoor UEs stand at 1.5 m; a fraction
+    `indoor_fraction` (Table 7.8-1: 0.8) is indoors on floor n_fl ~ U{1..N_fl}, N_fl ~ U{4..8}
+    (h = 3(n_fl - 1) + 1.5 m), d_2D-in = min of two U(0, 25 m), with the low-loss O2I penetration
+    loss (TR 38.901 §7.4.3, common to all links of a UE, so it leaves the SIR unchanged). Each
+    UE-site link draws its LOS state and shadowing (TR 38.901 §7.4; co-sited sectors share them,
+    §7.5); each sector adds its antenna pattern (`sector_antenna_gain_db`, relative to the main
+    beam, so a scenario's antenna gain stays the peak gain). The UE attaches to the strongest
+    cell. Simplification: UMa's effective environment height is 1 m for every UE. Geometry vs the
+    3GPP calibration: `python3 -m ranpd.simulator.calibration.geometry`.
+    """
+    sites = hex_sites(isd_m)
+    ue = _drop_in_centre_hexagon(n_ues, isd_m, min_distance_m, rng)
+    indoor = rng.uniform(size=n_ues) < indoor_fraction
+    floor = rng.integers(1, rng.integers(4, 9, n_ues) + 1)
+    h_ut = np.where(indoor, 3.0 * (floor - 1) + UE_HEIGHT_M, UE_HEIGHT_M)[:, None]
+    d_in = np.where(indoor, rng.uniform(0.0, 25.0, (2, n_ues)).min(axis=0), 0.0)
+    glass, concrete = 2.0 + 0.2 * fc_ghz, 5.0 + 4.0 * fc_ghz
+    wall = 5.0 - 10.0 * np.log10(0.3 * 10.0 ** (-glass / 10.0) + 0.7 * 10.0 ** (-concrete / 10.0))
+    o2i_db = np.where(indoor, wall + 0.5 * d_in + 4.4 * rng.standard_normal(n_ues), 0.0)
+    delta = ue[:, None, :] - sites[None, :, :]
+    d2d = np.maximum(np.hypot(delta[..., 0], delta[..., 1]), min_distance_m)
+    los = rng.uniform(size=d2d.shape) < los_probability(env, d2d - d_in[:, None], h_ut)
+    pl, sf_sigma = path_loss_db(env, d2d, fc_ghz, h_bs, los, h_ut)
+    link_db = -pl - sf_sigma * rng.standard_normal(d2d.shape) - o2i_db[:, None]
+    azimuth = np.degrees(np.arctan2(delta[..., 1], delta[..., 0]))
+    zenith = 90.0 + np.degrees(np.arctan2(h_bs - h_ut, d2d))
+    pattern = sector_antenna_gain_db(azimuth[..., None] - np.array(SECTOR_BORESIGHTS_DEG), zenith[..., None],
+                                     n_vertical, tilt_deg)
+    cells = np.sort((link_db[..., None] + pattern).reshape(n_ues, -1), axis=1)[:, ::-1]
+    rest = cells[:, 1 + n_dynamic:]
+    residual = 10.0 * np.log10(np.sum(10.0 ** (rest / 10.0), axis=1)) if rest.shape[1] else np.full(n_ues, -np.inf)
+    return Drop(cells[:, 0].copy(), cells[:, 1:1 + n_dynamic].copy(), residual)
+
+
+def geometry_db(drop: Drop, load: float = 1.0, noise_db: float = -np.inf) -> np.ndarray:
+    """Wideband geometry per UE (dB): serving / (load · Σ other cells + noise).
+
+    The TR 38.901 §7.8.1 calibration metric is the SIR (noise_db = -inf, every cell on: load 1).
+    `noise_db` is the noise power relative to the transmit power (dB), for an SINR.
+    """
+    interference = np.sum(10.0 ** (drop.interferer_db / 10.0), axis=1) + 10.0 ** (drop.residual_db / 10.0)
+    with np.errstate(divide="ignore"):
+        return drop.serving_db - 10.0 * np.log10(load * interference + 10.0 ** (noise_db / 10.0))
+
+
+# ---------------------------------------------------------------- neighbour scheduling activity
+@lru_cache(maxsize=16)
+def neighbour_occupancy_traces(load: float, n_subbands: int, n_traces: int, n_samples: int,
+                               slot_duration_s: float, seed: int, median_burst_ms: float = 30.0,
+                               burst_sigma: float = 1.5, busy_fill: float = 0.75) -> np.ndarray:
+    """Which subbands each neighbour cell occupies in each slot: bool [traces, samples, subbands].
+
+    Each trace is one neighbour with its own traffic: an alternating renewal process of busy and
+    idle periods with lognormal durations (median `median_burst_ms`, log-σ `burst_sigma`: with the
+    defaults 1% of bursts last < 1 ms and 1% > 1 s), the heavy-tailed on/off source model of
+    Willinger et al., IEEE/ACM ToN 5(1), 1997. While busy, its scheduler gives each subband to data
+    with probability `fill` independently every slot (slot-level churn: the occupied subset changes
+    every slot, so interference is frequency-selective); idle, it sends nothing. fill = max(busy_fill,
+    load) and P(busy) = load / fill, so the long-run PRB utilisation is `load`: load 1 is the
+    TR 38.901 §7.8 / TR 36.814 full-buffer convention (all PRBs always), load 0 no interference.
+    busy_fill < 1 stands for bursts that do not fill the band (small packets, tails of FTP model 3
+    files, TR 36.814 Annex A.2.1.3); it is a modelling choice, not calibrated against measurements.
+    """
+    if load <= 0.0 or load >= 1.0:
+        out = np.full((n_traces, n_samples, n_subbands), load >= 1.0)
+        out.setflags(write=False)
+        return out
+    rng = np.random.default_rng(seed)
+    fill = max(busy_fill, load)
+    p_busy = load / fill
+    median_on = median_burst_ms * 1e-3 / slot_duration_s           # in slots
+    mean_on = median_on * np.exp(burst_sigma ** 2 / 2)
+    median_off = median_on * (1.0 - p_busy) / p_busy if p_busy < 1.0 else 0.0
+    out = np.empty((n_traces, n_samples, n_subbands), bool)
+    n_periods = int(4 * n_samples / (mean_on / p_busy)) + 16
+    for trace in out:
+        on = rng.lognormal(np.log(median_on), burst_sigma, n_periods)
+        off = median_off * rng.lognormal(0.0, burst_sigma, n_periods)
+        ends = np.cumsum(np.stack([off, on], axis=1).ravel())      # idle, busy, idle, busy, ...
+        t = rng.uniform(0.0, ends[-1] - n_samples) + np.arange(n_samples) + 0.5
+        busy = np.searchsorted(ends, t) % 2 == 1
+        trace[:] = busy[:, None] & (rng.random((n_samples, n_subbands)) < fill)
+    out.setflags(write=False)
+    return out
+
+
+def interference_per_subband(inr: np.ndarray, occupancy: np.ndarray, fading: np.ndarray) -> np.ndarray:
+    """Interference-to-noise ratio per UE and subband, Σ_j INR_j · occupied_j(f) · |H_j(f)|².
+
+    inr [n, J] (linear, large-scale), occupancy [n, J, S] (bool or fraction of the subband's PRBs),
+    fading [n, J, S] (unit-mean power gains of each interfering link) -> float [n, S].
+    """
+    return np.einsum("nj,njs->ns", inr, fading * occupancy)
