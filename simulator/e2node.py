@@ -8,6 +8,12 @@ decision. OLLA sees every report's CSI and HARQ events every slot, so it is alwa
 over. When the xApp goes away the node runs on OLLA and reconnects with exponential backoff
 (E2 Setup §8.3.1, then RIC Subscription §8.2.1 again): no UE-slot ever goes without an MCS.
 
+Every KPM granularity period (`kpm_period_ms` of simulated time) the node also sends a
+RANPD-E2SM-KPM REPORT indication on its KPM subscription (E2AP §8.2.3, REPORT action): cell and
+UE measurements named as in 3GPP TS 28.552 §5.1.1 (DL UE throughput, initial and erroneous
+transport blocks, CQI and MCS distributions) plus the period's link-adaptation decisions and
+how many of them fell back to OLLA, so the xApp can watch every cell it serves.
+
 The simulator runs faster or slower than real time, so the deadline is a per-slot round-trip
 budget on the wall clock (default: one slot of the scenario's numerology, TS 38.211 §4.3.2),
 counted like the reported RTT from the moment the node starts encoding the indication until it
@@ -28,7 +34,7 @@ from typing import Callable
 import click
 import numpy as np
 
-from ranpd.proto import e2ap_pb2, la_codec
+from ranpd.proto import e2ap_pb2, kpm, la_codec
 from ranpd.proto.framing import FrameDecoder, FrameError, encode_frame, message_type, wrap
 from ranpd.simulator.engine import Simulation
 from ranpd.simulator.policies import Olla
@@ -38,6 +44,8 @@ from ranpd.simulator.tables import MCS_TABLES
 
 LA_ACTION_ID = 1
 REQUEST_ID = e2ap_pb2.RicRequestId(requestor_id=1, instance_id=1)
+KPM_ACTION_ID = 1
+KPM_REQUEST_ID = e2ap_pb2.RicRequestId(requestor_id=1, instance_id=2)
 MAX_PENDING = 1024          # unanswered indications remembered for late-RTT measurement
 # Errors after which the subscription is gone: set the link up again (E2 Setup, Subscription).
 RESUBSCRIBE_CAUSES = {e2ap_pb2.CAUSE_UNKNOWN_SUBSCRIPTION, e2ap_pb2.CAUSE_MESSAGE_NOT_COMPATIBLE}
@@ -61,8 +69,9 @@ class E2Link:
     Every failure surfaces as `E2LinkError`; the caller drops the link and reconnects later.
     """
 
-    def __init__(self, host: str, port: int, node_id: str, timeout_s: float = 2.0):
-        self.node_id, self.timeout_s = node_id, timeout_s
+    def __init__(self, host: str, port: int, node_id: str, timeout_s: float = 2.0, kpm_period_ms: int = 0):
+        self.node_id, self.timeout_s, self.kpm_period_ms = node_id, timeout_s, kpm_period_ms
+        self.kpm_subscribed = False
         self._decoder = FrameDecoder()
         self._inbox: list = []
         self._transactions = itertools.count(1)
@@ -93,9 +102,10 @@ class E2Link:
         raise E2LinkError(f"no {response_type} within {self.timeout_s} s")
 
     def _setup(self) -> None:
-        """E2 Setup (E2AP §8.3.1), then subscribe to per-slot LA inserts (§8.2.1)."""
-        setup = self._request(e2ap_pb2.E2SetupRequest(global_e2_node_id=self.node_id,
-                                                      ran_functions=[la_codec.LA_RAN_FUNCTION]),
+        """E2 Setup (E2AP §8.3.1), then subscribe to per-slot LA inserts (§8.2.1) and, when the
+        node reports KPM and the xApp accepted the function, to periodic KPM reports."""
+        functions = [la_codec.LA_RAN_FUNCTION] + ([kpm.KPM_RAN_FUNCTION] if self.kpm_period_ms else [])
+        setup = self._request(e2ap_pb2.E2SetupRequest(global_e2_node_id=self.node_id, ran_functions=functions),
                               "e2_setup_response")
         if la_codec.LA_RAN_FUNCTION.id not in setup.accepted_ran_function_ids:
             raise E2LinkError(f"xApp did not accept RAN function {la_codec.LA_RAN_FUNCTION.name}")
@@ -106,6 +116,13 @@ class E2Link:
             "ric_subscription_response")
         if LA_ACTION_ID not in subscription.admitted_action_ids:
             raise E2LinkError(f"xApp did not admit the INSERT action: {subscription.not_admitted}")
+        if self.kpm_period_ms and kpm.KPM_RAN_FUNCTION.id in setup.accepted_ran_function_ids:
+            reports = self._request(e2ap_pb2.RICSubscriptionRequest(
+                request_id=KPM_REQUEST_ID, ran_function_id=kpm.KPM_RAN_FUNCTION.id,
+                event_trigger=e2ap_pb2.EventTrigger(report_period_ms=self.kpm_period_ms),
+                actions=[e2ap_pb2.RicAction(action_id=KPM_ACTION_ID, type=e2ap_pb2.ACTION_TYPE_REPORT)]),
+                "ric_subscription_response")
+            self.kpm_subscribed = KPM_ACTION_ID in reports.admitted_action_ids
 
     def send(self, envelope: e2ap_pb2.Envelope) -> None:
         try:
@@ -147,6 +164,8 @@ class LoopStats:
     error_indications: int = 0
     reconnects: int = 0          # links re-established after a loss
     connect_failures: int = 0
+    kpm_reports: int = 0         # KPM REPORT indications sent (one per granularity period on a link)
+    kpm_errors: int = 0          # ErrorIndications the xApp sent about them
     # Indication built -> control read; a late control counts until the node read it (upper bound).
     rtt_ns: list[int] = field(default_factory=list)
 
@@ -167,7 +186,55 @@ class LoopStats:
             "error_indications": self.error_indications,
             "reconnects": self.reconnects,
             "connect_failures": self.connect_failures,
+            "kpm_reports": self.kpm_reports,
+            "kpm_errors": self.kpm_errors,
         }
+
+
+class KpmCollector:
+    """One granularity period's measurements, from what a gNB sees: HARQ-ACK feedback (TB counts,
+    first-transmission errors, acknowledged bits), CSI reports and its own decisions.
+
+    Names and meaning after 3GPP TS 28.552 §5.1.1: DRB.UEThpDl per UE = acknowledged TB bits over
+    the period (kbit/s), the cell value is its mean over the UEs with feedback; TB.TotNbrDl(Initial)
+    and TB.IntialErrNbrDl count HARQ feedback of all / first transmissions and first-transmission
+    NACKs; CARR.WBCQIDist and CARR.PDSCHMCSDist are histograms of reported CQI and of first-
+    transmission MCS. The period's first-transmission BLER is IntialErrNbrDl / TotNbrDlInitial.
+    """
+
+    def __init__(self, period_slots: int, slot_duration_s: float):
+        self.period_slots, self.period_s = period_slots, period_slots * slot_duration_s
+        self.start(time.monotonic_ns())
+
+    def start(self, now_ns: int) -> None:
+        self.start_ns, self.slots = now_ns, 0
+        self._harq: list[tuple[np.ndarray, ...]] = []
+        self._cqi: list[np.ndarray] = []
+
+    def add(self, report: SlotReport) -> None:
+        self.slots += 1
+        if report.harq_ue.size:
+            self._harq.append((report.harq_ue, report.harq_ack, report.harq_tbs, report.harq_tx, report.harq_mcs))
+        if report.cqi_value.size:
+            self._cqi.append(report.cqi_value)
+
+    def records(self, decisions: int, fallbacks: int) -> tuple[kpm.Records, dict[int, kpm.Records]]:
+        ue, ack, tbs, tx, mcs = (np.concatenate(c) for c in zip(*self._harq)) if self._harq else \
+            (np.zeros(0, np.int64), np.zeros(0, bool), *(np.zeros(0, np.int64) for _ in range(3)))
+        first, served = tx == 1, np.unique(ue)
+        ue_kbps = np.bincount(ue, weights=np.where(ack, tbs, 0).astype(np.float64))[served] / self.period_s / 1e3
+        cqi = np.concatenate(self._cqi) if self._cqi else np.zeros(0, np.int64)
+        cell = {
+            "DRB.UEThpDl": [float(ue_kbps.mean()) if ue_kbps.size else 0.0],
+            "TB.TotNbrDl": [float(ue.size)],
+            "TB.TotNbrDlInitial": [float(first.sum())],
+            "TB.IntialErrNbrDl": [float((first & ~ack).sum())],
+            "CARR.WBCQIDist": np.bincount(np.clip(cqi, 0, 15), minlength=16).astype(float).tolist(),
+            "CARR.PDSCHMCSDist": np.bincount(np.clip(mcs[first], 0, 31), minlength=32).astype(float).tolist(),
+            kpm.DECISIONS: [float(decisions)],
+            kpm.FALLBACKS: [float(fallbacks)],
+        }
+        return cell, {int(u): {"DRB.UEThpDl": [float(k)]} for u, k in zip(served, ue_kbps)}
 
 
 class E2Node:
@@ -178,7 +245,7 @@ class E2Node:
 
     def __init__(self, scenario: Scenario, xapp: tuple[str, int], seed: int = 0, n_ues: int | None = None,
                  deadline_us: float | None = None, backoff_s: tuple[float, float] = (0.01, 1.0),
-                 realtime: bool = False, connect_timeout_s: float = 2.0):
+                 realtime: bool = False, connect_timeout_s: float = 2.0, kpm_period_ms: int = 100):
         self.scenario, self.seed, self.n_ues = scenario, seed, n_ues
         self.host, self.port = xapp
         self.deadline_us = scenario.slot_duration_s * 1e6 if deadline_us is None else float(deadline_us)
@@ -186,6 +253,9 @@ class E2Node:
             raise ValueError(f"deadline must be positive, got {self.deadline_us} us")
         self.backoff_initial_s, self.backoff_max_s = backoff_s
         self.realtime, self.connect_timeout_s = realtime, connect_timeout_s
+        if kpm_period_ms < 0:
+            raise ValueError(f"KPM period must be >= 0 ms (0: no reports), got {kpm_period_ms}")
+        self.kpm_period_ms = kpm_period_ms
         self.node_id = f"ranpd-gnb-{scenario.name}-seed{seed}"
         self.stats = LoopStats()
         self._link: E2Link | None = None
@@ -202,7 +272,7 @@ class E2Node:
         if self._link is not None or time.monotonic() < self._next_attempt:
             return self._link
         try:
-            self._link = E2Link(self.host, self.port, self.node_id, self.connect_timeout_s)
+            self._link = E2Link(self.host, self.port, self.node_id, self.connect_timeout_s, self.kpm_period_ms)
         except E2LinkError as exc:
             self.last_error = str(exc)
             self.stats.connect_failures += 1
@@ -255,6 +325,9 @@ class E2Node:
             elif kind == "error_indication":
                 error = envelope.error_indication
                 self.stats.error_indications += 1
+                if error.ran_function_id == kpm.KPM_RAN_FUNCTION.id:     # about a KPM report
+                    self.stats.kpm_errors += 1
+                    continue
                 if error.cause in RESUBSCRIBE_CAUSES:
                     raise E2LinkError(f"xApp lost the subscription: {e2ap_pb2.Cause.Name(error.cause)}")
                 if error.sequence_number == sequence:
@@ -283,6 +356,25 @@ class E2Node:
             request_id=control.request_id, ran_function_id=control.ran_function_id,
             call_process_id=control.call_process_id, cause=e2ap_pb2.CAUSE_CONTROL_TOO_LATE,
             text="control arrived after the slot's deadline; the node used OLLA")))
+
+    def _send_kpm(self, collector: KpmCollector, counted: tuple[int, int]) -> None:
+        """Send the period's KPM REPORT when the link has a KPM subscription; start a new period."""
+        stats, link = self.stats, self._link
+        if link is not None and link.kpm_subscribed:
+            cell, ues = collector.records(stats.scheduled - counted[0], stats.fallbacks - counted[1])
+            header, message = kpm.encode_report(cell, ues, sender_name=self.node_id,
+                                                granularity_period_ms=self.kpm_period_ms,
+                                                collection_start_ns=collector.start_ns)
+            try:
+                link.send(wrap(e2ap_pb2.RICIndication(
+                    request_id=KPM_REQUEST_ID, ran_function_id=kpm.KPM_RAN_FUNCTION.id, action_id=KPM_ACTION_ID,
+                    sequence_number=stats.kpm_reports + 1, type=e2ap_pb2.INDICATION_TYPE_REPORT,
+                    header=header, message=message)))
+                stats.kpm_reports += 1
+            except E2LinkError as exc:
+                self.last_error = str(exc)
+                self._drop_link()
+        collector.start(time.monotonic_ns())
 
     def decide(self, report: SlotReport, olla: Olla) -> np.ndarray:
         """The MCS of every UE of `report`: the xApp's where in time, OLLA's elsewhere."""
@@ -315,6 +407,9 @@ class E2Node:
         olla.reset(sim.n_ues, sim.mcs_table, sim.cqi_table)
         report = sim.reset()
         start = time.monotonic()
+        period_slots = max(1, round(self.kpm_period_ms * 1e-3 / sim.slot_duration_s))
+        collector = KpmCollector(period_slots, sim.slot_duration_s) if self.kpm_period_ms else None
+        counted = (0, 0)            # (scheduled, fallbacks) at the start of the KPM period
         try:
             for i in range(slots):
                 if on_slot is not None:
@@ -322,6 +417,11 @@ class E2Node:
                 if self.realtime and (wait := start + i * sim.slot_duration_s - time.monotonic()) > 0:
                     time.sleep(wait)
                 report = sim.step(self.decide(report, olla)).report
+                if collector is not None:
+                    collector.add(report)
+                    if collector.slots == period_slots:
+                        self._send_kpm(collector, counted)
+                        counted = (self.stats.scheduled, self.stats.fallbacks)
         finally:
             if self._link is not None:
                 self._link.close()
@@ -340,13 +440,17 @@ class E2Node:
 @click.option("--deadline-us", type=click.FloatRange(min=1.0), default=None,
               help="Per-slot round-trip budget on the wall clock (default: one slot of the scenario).")
 @click.option("--realtime", is_flag=True, help="Pace slots at the scenario's slot duration, as a gNB does.")
+@click.option("--kpm-period-ms", type=click.IntRange(min=0), default=100, show_default=True,
+              help="KPM REPORT granularity period in simulated time (0: send no KPM reports).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of KPIs and loop statistics.")
-def e2node_command(address, scenario, slots, seed, ues, deadline_us, realtime, as_json) -> None:
+def e2node_command(address, scenario, slots, seed, ues, deadline_us, realtime, kpm_period_ms, as_json) -> None:
     """Run the simulator as an E2 node against an xApp.
 
     Each slot it sends an E2 indication, applies the xApp's MCS when the control arrives before
     the deadline, and its own OLLA otherwise; it reconnects with backoff when the xApp goes away.
-    Prints the KPIs of `ranpd simulate` plus rtt_p50_us, rtt_p99_us, fallback_rate, reconnects.
+    Every KPM period it sends a KPM report (cell throughput, BLER counts, fallbacks). Prints the
+    KPIs of `ranpd simulate` plus rtt_p50_us, rtt_p99_us, fallback_rate, reconnects, kpm_reports;
+    exits 1 when it never reached the xApp.
     """
     from rich.progress import Progress
 
@@ -357,7 +461,8 @@ def e2node_command(address, scenario, slots, seed, ues, deadline_us, realtime, a
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--xapp") from exc
     sc = load_scenario_or_fail(scenario)
-    node = E2Node(sc, (host, port), seed=seed, n_ues=ues, deadline_us=deadline_us, realtime=realtime)
+    node = E2Node(sc, (host, port), seed=seed, n_ues=ues, deadline_us=deadline_us, realtime=realtime,
+                  kpm_period_ms=kpm_period_ms)
     if as_json:
         click.echo(json.dumps(kpis := node.run(slots)))
     else:
@@ -382,4 +487,4 @@ def _print_summary(kpis: dict, scenario: str, slots: int, seed: int, address: st
     console.print(f"decisions {kpis['decisions']}  from xApp {kpis['xapp_decisions']}  "
                   f"fallback rate {kpis['fallback_rate']:.3%}  RTT p50/p99 {rtt} "
                   f"(deadline {kpis['deadline_us']:.0f} us)  late {kpis['late_controls']}  "
-                  f"reconnects {kpis['reconnects']}")
+                  f"reconnects {kpis['reconnects']}  KPM reports {kpis['kpm_reports']}")
