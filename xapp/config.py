@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DESCRIPTOR_PATH = Path(__file__).parent / "config-file.json"
@@ -88,7 +88,26 @@ class XappSettings(BaseSettings):
     max_connections: int = Field(256, ge=1, description="concurrent E2 node connections")
     ric_id: str = Field("ranpd-ric", description="global RIC id sent in E2 Setup Response")
     descriptor_path: Path = Field(DESCRIPTOR_PATH, description="the xApp descriptor (config-file.json)")
-    log_level: str = Field("info", description="python logging level")
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        "info", description="python logging level")
+    max_indication_ues: int = Field(4096, ge=1, description="UEs one indication or decide request may "
+                                    "name in each of its lists (CQI, HARQ, scheduled)")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="largest REST request body, checked before "
+                                "it is read (model upload: see max_model_bytes)")
+    max_model_bytes: int = Field(16 << 20, ge=1024, description="largest ONNX model accepted by upload")
+    model_dir: Path | None = Field(None, description="where uploaded models persist (with the previous one "
+                                   "for rollback); unset: uploads live until the process exits")
+    model_check_timeout_s: float = Field(30.0, gt=0, description="model validation (own process) is "
+                                         "killed after this long")
+    model_check_memory_mb: int = Field(2048, ge=256, description="address-space cap of the validation "
+                                       "process (RLIMIT_AS)")
+    model_latency_budget_us: float = Field(500.0, gt=0, description="a model is refused if the p99 of "
+                                           "its 64-UE batch inference exceeds this (one 30 kHz slot)")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -4,14 +4,23 @@
 an output buffer bound to the session once (onnxruntime `io_binding`), so a call copies the
 observations in, runs, and reads the scores, with no allocation. `validate_model` is the gate a
 model passes before it serves: onnx checker, input/output shapes, the card's observation-spec
-version, the sha256 of the bytes, and a test inference. `ModelSlot` holds the serving model and
-swaps it atomically (one reference assignment) only after validation succeeds.
+version, the sha256 of the bytes, a test inference and the latency budget (p99 of a 64-UE batch).
+`validate_model_isolated` runs that gate in a child process under a timeout and an address-space
+cap, for models that come over the network (a never-ending ONNX Loop or a huge allocation kills
+the child, not the xApp). `ModelSlot` holds the serving model and swaps it atomically (one
+reference assignment) only after validation succeeds.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import logging
-from dataclasses import dataclass
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +70,9 @@ class OnnxPolicyModel:
 
     def __init__(self, onnx_bytes: bytes, card: ModelCard):
         self.card = card
+        self.onnx_bytes = onnx_bytes
         self.sha256 = hashlib.sha256(onnx_bytes).hexdigest()
+        self.latency: BatchLatency | None = None     # set by validation
         self.session = _session(onnx_bytes)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
@@ -71,7 +82,9 @@ class OnnxPolicyModel:
         self._bound: dict[int, _Bound] = {}
 
     @classmethod
-    def load(cls, path: str | Path, card_path: str | Path | None = None) -> "OnnxPolicyModel":
+    def load(cls, path: str | Path, card_path: str | Path | None = None,
+             limits: ModelLimits | None = None) -> "OnnxPolicyModel":
+        """A model file the operator names (validated in this process: it is trusted not to hang)."""
         path = Path(path)
         card_path = Path(card_path) if card_path else card_path_for(path)
         if not path.is_file():
@@ -82,11 +95,11 @@ class OnnxPolicyModel:
             card = ModelCard.load(card_path)
         except ValueError as exc:
             raise ModelError(f"model card {card_path} is invalid: {exc}") from exc
-        return validate_model(path.read_bytes(), card)
+        return validate_model(path.read_bytes(), card, limits)
 
     @classmethod
-    def from_bytes(cls, onnx_bytes: bytes, card: ModelCard) -> "OnnxPolicyModel":
-        return validate_model(onnx_bytes, card)
+    def from_bytes(cls, onnx_bytes: bytes, card: ModelCard, limits: ModelLimits | None = None) -> "OnnxPolicyModel":
+        return validate_model(onnx_bytes, card, limits)
 
     @property
     def version(self) -> str:
@@ -124,8 +137,58 @@ class OnnxPolicyModel:
         return scores_to_mcs(self.score(obs), self.action_mcs, self._max_mcs[mcs_table])
 
 
-def validate_model(onnx_bytes: bytes, card: ModelCard) -> OnnxPolicyModel:
-    """Check a model end to end before it may serve; raises ModelError saying what failed."""
+@dataclass(frozen=True)
+class ModelLimits:
+    """What a model must meet to serve (defaults: the XappSettings defaults)."""
+
+    latency_budget_us: float = 500.0    # p99 of one `batch`-UE inference; 500 us = one 30 kHz slot
+    batch: int = 64
+    timeout_s: float = 30.0             # isolated validation only
+    memory_mb: int = 2048               # isolated validation only (RLIMIT_AS of the child)
+
+    @classmethod
+    def from_settings(cls, settings) -> "ModelLimits":
+        return cls(latency_budget_us=settings.model_latency_budget_us, timeout_s=settings.model_check_timeout_s,
+                   memory_mb=settings.model_check_memory_mb)
+
+
+@dataclass(frozen=True)
+class BatchLatency:
+    """Inference time of one batch, measured at validation (microseconds)."""
+
+    batch: int
+    median_us: float
+    p99_us: float
+
+
+ROUND, ROUNDS, WARMUP = 100, 3, 10
+
+
+def measure_latency(model: OnnxPolicyModel, limits: ModelLimits) -> BatchLatency:
+    """p99 and median of `ROUND` timed calls on a `limits.batch`-UE batch, best of up to `ROUNDS`
+    rounds (a busy host should not refuse a fast model). A round stops as soon as two calls
+    exceed the budget: its p99 is then over budget whatever the rest would take."""
+    obs = np.random.default_rng(0).random((limits.batch, OBS_DIM), dtype=np.float32)
+    for _ in range(WARMUP):
+        model.score(obs)
+    best = None
+    for _ in range(ROUNDS):
+        times, over = [], 0
+        while len(times) < ROUND and over < 2:
+            t0 = time.perf_counter_ns()
+            model.score(obs)
+            times.append((time.perf_counter_ns() - t0) * 1e-3)
+            over += times[-1] > limits.latency_budget_us
+        latency = BatchLatency(limits.batch, float(np.median(times)), float(np.percentile(times, 99)))
+        if best is None or latency.p99_us < best.p99_us:
+            best = latency
+        if best.p99_us <= limits.latency_budget_us:
+            break
+    return best
+
+
+def _check_card(onnx_bytes: bytes, card: ModelCard) -> None:
+    """The checks that need no ONNX parsing: spec version, width, sha256, action table."""
     if card.obs_spec_version != OBS_SPEC_VERSION:
         raise ModelError(f"model card speaks observation spec {card.obs_spec_version!r}; "
                          f"this xApp speaks {OBS_SPEC_VERSION!r}")
@@ -138,6 +201,13 @@ def validate_model(onnx_bytes: bytes, card: ModelCard) -> OnnxPolicyModel:
     mcs = card.action_table.mcs
     if not mcs or min(mcs) < 0 or max(mcs) >= MAX_SUPPORTED_MCS_ACTIONS:
         raise ModelError(f"action table has MCS outside 0..{MAX_SUPPORTED_MCS_ACTIONS - 1}: {mcs}")
+
+
+def validate_model(onnx_bytes: bytes, card: ModelCard, limits: ModelLimits | None = None) -> OnnxPolicyModel:
+    """Check a model end to end before it may serve (in this process); raises ModelError saying
+    what failed."""
+    limits = limits or ModelLimits()
+    _check_card(onnx_bytes, card)
     try:
         onnx.checker.check_model(onnx.load_model_from_string(onnx_bytes))
     except Exception as exc:  # onnx raises several unrelated types (DecodeError, ValidationError)
@@ -154,13 +224,52 @@ def validate_model(onnx_bytes: bytes, card: ModelCard) -> OnnxPolicyModel:
         raise ModelError(f"input must be float32 [N, {OBS_DIM}], got {inputs[0].type} {shape_in}")
     if len(shape_out) != 2 or shape_out[1] != model.n_actions:
         raise ModelError(f"output must be [N, {model.n_actions}] (the card's action table), got {shape_out}")
-    for n in (1, 3):   # a test inference, also proving the batch axis is dynamic
+    for n in (1, 3, limits.batch):   # a test inference, also proving the batch axis is dynamic
         try:
             scores = model.score(np.zeros((n, OBS_DIM), np.float32))
         except Exception as exc:
             raise ModelError(f"test inference with batch {n} failed: {exc}") from exc
         if scores.shape != (n, model.n_actions) or not np.isfinite(scores).all():
             raise ModelError(f"test inference with batch {n} gave shape {scores.shape} or non-finite scores")
+    model.latency = measure_latency(model, limits)
+    if model.latency.p99_us > limits.latency_budget_us:
+        raise ModelError(f"too slow: p99 of a {limits.batch}-UE inference is {model.latency.p99_us:.0f} us "
+                         f"(median {model.latency.median_us:.0f} us), over the budget of "
+                         f"{limits.latency_budget_us:.0f} us")
+    return model
+
+
+async def validate_model_isolated(onnx_bytes: bytes, card: ModelCard, limits: ModelLimits) -> OnnxPolicyModel:
+    """`validate_model` in a child process (`python -m ranpd.xapp.model_check`) killed after
+    `limits.timeout_s` and capped at `limits.memory_mb` of address space; only a model that
+    passed there is loaded here (off the event loop). Cancelling the await kills the child."""
+    _check_card(onnx_bytes, card)
+    with tempfile.TemporaryDirectory(prefix="ranpd-model-check-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        path.write_bytes(onnx_bytes)
+        card.save(card_path_for(path))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ranpd.xapp.model_check", str(path), json.dumps(asdict(limits)),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "OMP_NUM_THREADS": "1"})
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), limits.timeout_s)
+        except TimeoutError:
+            raise ModelError(f"validation did not finish within {limits.timeout_s:g} s (the model "
+                             "never completes an inference?); it was stopped") from None
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    try:
+        verdict = json.loads(out.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        tail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        raise ModelError(f"validation process failed: {tail[0][:300]}") from None
+    if "error" in verdict:
+        raise ModelError(verdict["error"])
+    model = await asyncio.to_thread(OnnxPolicyModel, onnx_bytes, card)
+    model.latency = BatchLatency(**verdict["latency"])
     return model
 
 

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ranpd.simulator.observation import FEATURES, OBS_DIM, OBS_SPEC_VERSION
 
@@ -18,11 +18,13 @@ from ranpd.simulator.observation import FEATURES, OBS_DIM, OBS_SPEC_VERSION
 class ActionTable(BaseModel):
     """Output index i of the model is MCS index `mcs[i]` of TS 38.214 MCS table `mcs_table`."""
 
+    model_config = ConfigDict(extra="forbid")
     mcs_table: int = Field(2, ge=1, le=2)
     mcs: list[int]
 
 
 class ModelCard(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     name: str
     kind: Literal["student", "teacher"]
     obs_spec_version: str = OBS_SPEC_VERSION

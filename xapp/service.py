@@ -1,7 +1,6 @@
 """The xApp's core, shared by the E2 server and the REST API: model slot, metrics, decisions."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -13,8 +12,10 @@ from ranpd.simulator.report import SlotReport
 from ranpd.xapp.budgets import E2Limits, LabelBudget, LogLimiter
 from ranpd.xapp.config import XappSettings
 from ranpd.xapp.metrics import XappMetrics
-from ranpd.xapp.model import PACKAGED_MODEL, ModelError, ModelSlot, OnnxPolicyModel, validate_model
+from ranpd.xapp.model import (PACKAGED_MODEL, ModelError, ModelLimits, ModelSlot, OnnxPolicyModel,
+                              validate_model_isolated)
 from ranpd.xapp.model_card import ModelCard
+from ranpd.xapp.model_store import load_persisted_model
 from ranpd.xapp.state import UeStateStore
 
 log = logging.getLogger(__name__)
@@ -22,11 +23,16 @@ log = logging.getLogger(__name__)
 
 def load_configured_model(settings: XappSettings) -> OnnxPolicyModel | None:
     """The model named by the settings (ModelError if it is bad), else the shipped student if
-    the package holds one, else None (the xApp serves, not ready, until a model is uploaded)."""
+    the package holds one, else None (the xApp serves, not ready, until a model is uploaded).
+    A model uploaded and persisted in `settings.model_dir` comes first."""
+    limits = ModelLimits.from_settings(settings)
+    persisted = load_persisted_model(settings)
+    if persisted is not None:
+        return persisted
     if settings.model_path is not None:
-        return OnnxPolicyModel.load(settings.model_path)
+        return OnnxPolicyModel.load(settings.model_path, limits=limits)
     if PACKAGED_MODEL.is_file():
-        return OnnxPolicyModel.load(PACKAGED_MODEL)
+        return OnnxPolicyModel.load(PACKAGED_MODEL, limits=limits)
     log.warning("no model: %s is not shipped in this build and no --model / RANPD_XAPP_MODEL_PATH "
                 "was given. Serving without a model: every indication gets ErrorIndication(NO_MODEL) "
                 "(nodes fall back to OLLA) until one is uploaded with PUT /ric/v1/model.",
@@ -67,10 +73,10 @@ class XappService:
                                       "architecture": card.architecture, "precision": card.precision})
 
     async def hot_swap(self, onnx_bytes: bytes, card: ModelCard) -> OnnxPolicyModel:
-        """Validate off the event loop (E2 traffic keeps flowing), then swap; on failure the
-        serving model stays and ModelError says why."""
+        """Validate in a child process (timeout, memory cap, latency budget; the event loops keep
+        running), then swap; on failure the serving model stays and ModelError says why."""
         try:
-            model = await asyncio.to_thread(validate_model, onnx_bytes, card)
+            model = await validate_model_isolated(onnx_bytes, card, ModelLimits.from_settings(self.settings))
         except ModelError:
             self.metrics.model_swaps.labels("rejected").inc()
             raise

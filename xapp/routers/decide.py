@@ -2,7 +2,8 @@
 
 Stateless: the request's CQI and HARQ events are applied to fresh UE contexts, then the UEs
 in `ues` are decided. For stateful serving use the E2 stream. Both forms go through the same
-codec validation and decision path as the E2 server.
+codec validation and decision path as the E2 server, and the same UE cap
+(`max_indication_ues` entries per list).
 """
 from __future__ import annotations
 
@@ -11,51 +12,59 @@ from typing import Literal
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from google.protobuf.message import DecodeError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ranpd.proto import e2ap_pb2 as e2
 from ranpd.proto import e2sm_la_pb2, la_codec
 from ranpd.proto.framing import CodecError, wrap
-from ranpd.xapp.routers.deps import get_service
+from ranpd.xapp.routers.deps import error_responses, get_service, unprocessable
 from ranpd.xapp.service import XappService
 from ranpd.xapp.state import UeStateStore
 
 router = APIRouter(prefix="/ric/v1", tags=["decide"])
 UNPROCESSABLE = 422   # (starlette renamed the constant; the code is what counts)
 PROTOBUF = "application/x-protobuf"
-MAX_UES = 4096
 UeId = Field(ge=0, lt=1 << 32)
 
 
-class CqiReport(BaseModel):
+class _Strict(BaseModel):
+    """Unknown fields and wrong JSON types (e.g. `false` for a number) are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CqiReport(_Strict):
     ue: int = UeId
-    value: int = Field(ge=0, le=la_codec.MAX_CQI)
-    age_slots: int = Field(0, ge=0, lt=1 << 32)
+    value: int = Field(ge=0, le=la_codec.MAX_CQI, description="wideband CQI (TS 38.214 §5.2.2.1)")
+    age_slots: int = Field(0, ge=0, lt=1 << 32, description="slots since the CSI reference resource")
 
 
-class HarqFeedback(BaseModel):
+class HarqFeedback(_Strict):
     ue: int = UeId
     ack: bool
-    mcs: int = Field(ge=0, le=la_codec.MAX_MCS_INDEX)
-    tbs: int = Field(0, ge=0, lt=1 << 32)
-    tx: int = Field(1, ge=1, le=la_codec.MAX_HARQ_TX)
+    mcs: int = Field(ge=0, le=la_codec.MAX_MCS_INDEX, description="MCS of the acknowledged transmission")
+    tbs: int = Field(0, ge=0, lt=1 << 32, description="transport block size, bits")
+    tx: int = Field(1, ge=1, le=la_codec.MAX_HARQ_TX, description="transmission number, 1 = first")
     process: int = Field(0, ge=0, le=la_codec.MAX_HARQ_PROCESS)
 
 
-class ScheduledUe(BaseModel):
+class ScheduledUe(_Strict):
     ue: int = UeId
     prbs: int = Field(ge=1, le=la_codec.MAX_PRBS)
     layers: int = Field(1, ge=1, le=la_codec.MAX_LAYERS)
-    buffer_bytes: int = Field(0, ge=0, lt=1 << 64)
+    buffer_bytes: int = Field(0, ge=0, le=la_codec.MAX_INT64)
 
 
-class DecideRequest(BaseModel):
-    slot: int = Field(ge=0, lt=1 << 64)
-    mcs_table: Literal[1, 2] = 2
-    cqi_table: Literal[1, 2] = 2
-    cqi: list[CqiReport] = Field(default_factory=list, max_length=MAX_UES)
-    harq: list[HarqFeedback] = Field(default_factory=list, max_length=MAX_UES)
-    ues: list[ScheduledUe] = Field(max_length=MAX_UES)
+class DecideRequest(_Strict):
+    """One LA indication. Each list holds at most `max_indication_ues` entries (default 4096) and
+    names a UE at most once."""
+
+    slot: int = Field(ge=0, le=la_codec.MAX_SLOT)
+    mcs_table: Literal[1, 2] = Field(2, description="TS 38.214 Table 5.1.3.1-1 (1) or -2 (2)")
+    cqi_table: Literal[1, 2] = Field(2, description="TS 38.214 Table 5.2.2.1-2 (1) or -3 (2)")
+    cqi: list[CqiReport] = Field(default_factory=list)
+    harq: list[HarqFeedback] = Field(default_factory=list)
+    ues: list[ScheduledUe] = Field(description="UEs scheduled for a new transmission: one MCS each")
 
     def to_proto(self) -> tuple[bytes, bytes]:
         header = e2sm_la_pb2.LaIndicationHeader(slot=self.slot, mcs_table=self.mcs_table,
@@ -73,17 +82,17 @@ class DecideRequest(BaseModel):
 
 class Decision(BaseModel):
     ue: int
-    mcs: int
+    mcs: int = Field(description="MCS index in the request's MCS table")
 
 
 class DecideResponse(BaseModel):
     slot: int
-    model: str
+    model: str = Field(description="version of the model that decided")
     decisions: list[Decision]
 
 
 def _decide(service: XappService, header: bytes, message: bytes):
-    head, fields = la_codec.decode_indication(header, message)
+    head, fields = la_codec.decode_indication(header, message, service.settings.max_indication_ues)
     n_ues = len(set(np.concatenate((fields["cqi_ue"], fields["harq_ue"], fields["ue"])).tolist()))
     store = UeStateStore(max(n_ues, 1), head.mcs_table, head.cqi_table)
     ue, mcs = service.decide(store, fields)
@@ -92,34 +101,46 @@ def _decide(service: XappService, header: bytes, message: bytes):
 
 _STATUS = {e2.CAUSE_NO_MODEL: status.HTTP_503_SERVICE_UNAVAILABLE,
            e2.CAUSE_INFERENCE_FAILED: status.HTTP_500_INTERNAL_SERVER_ERROR}
-
+_BINARY = {"type": "string", "format": "binary"}
 _OPENAPI = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"$ref": "#/components/schemas/DecideRequest"}},
-    PROTOBUF: {"schema": {"type": "string", "format": "binary",
-                          "description": "ranpd.e2.Envelope with an LA INSERT RICIndication"}}}}}
+    PROTOBUF: {"schema": {**_BINARY, "description": "ranpd.e2.Envelope with an LA INSERT RICIndication"}}}}}
+_ERROR_PROTOBUF = {PROTOBUF: {"schema": {**_BINARY, "description": "ranpd.e2.Envelope with an ErrorIndication"}}}
+_RESPONSES = {
+    200: {"content": {PROTOBUF: {"schema": {**_BINARY, "description": "ranpd.e2.Envelope with the "
+                                            "RICControlRequest the E2 server would send"}}}},
+    **error_responses(_413="body larger than max_body_bytes", _415="neither JSON nor protobuf",
+                      _422="invalid indication: `detail` names the field", _500="inference failed",
+                      _503="no model loaded")}
+for _code in (422, 500, 503):
+    _RESPONSES[_code]["content"] = _ERROR_PROTOBUF
 
 
-@router.post("/decide", response_model=DecideResponse, openapi_extra=_OPENAPI,
-             responses={200: {"content": {PROTOBUF: {"schema": {
-                 "type": "string", "format": "binary",
-                 "description": "ranpd.e2.Envelope with a RICControlRequest (or ErrorIndication on error)"}}}},
-                 422: {"description": "invalid indication"}, 503: {"description": "no model loaded"}})
+@router.post("/decide", response_model=DecideResponse, openapi_extra=_OPENAPI, responses=_RESPONSES)
 async def decide(request: Request, service: XappService = Depends(get_service)):
     """MCS per scheduled UE for one slot. JSON: `DecideRequest` -> `DecideResponse`.
     `application/x-protobuf`: an Envelope holding an LA RICIndication -> an Envelope holding the
     RICControlRequest the E2 server would send (ErrorIndication with an HTTP error status)."""
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media not in ("application/json", PROTOBUF):
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                            f"Content-Type {media!r}: send application/json or {PROTOBUF}")
     body = await request.body()
-    if request.headers.get("content-type", "").split(";")[0].strip() == PROTOBUF:
+    if media == PROTOBUF:
         return _decide_protobuf(service, body)
     try:
         parsed = DecideRequest.model_validate_json(body)
     except ValidationError as exc:
-        raise HTTPException(UNPROCESSABLE, exc.errors(include_url=False, include_input=False, include_context=False))
+        raise unprocessable(exc)
+    cap = service.settings.max_indication_ues
+    too_long = [{"loc": ["body", name], "msg": f"at most {cap} entries (max_indication_ues)", "type": "too_long"}
+                for name in ("cqi", "harq", "ues") if len(getattr(parsed, name)) > cap]
+    if too_long:
+        raise HTTPException(UNPROCESSABLE, too_long)
     try:
         head, ue, mcs = _decide(service, *parsed.to_proto())
     except CodecError as exc:
-        raise HTTPException(_STATUS.get(exc.cause, UNPROCESSABLE),
-                            f"{e2.Cause.Name(exc.cause)}: {exc.text}")
+        raise HTTPException(_STATUS.get(exc.cause, UNPROCESSABLE), f"{e2.Cause.Name(exc.cause)}: {exc.text}")
     return DecideResponse(slot=head.slot, model=service.model.version,
                           decisions=[Decision(ue=u, mcs=m) for u, m in zip(ue.tolist(), mcs.tolist())])
 
