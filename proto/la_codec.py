@@ -98,8 +98,10 @@ def _invalid(text: str) -> CodecError:
     return CodecError(e2ap_pb2.CAUSE_INVALID_FIELD, text)
 
 
-def _check_section(name: str, columns: dict[str, np.ndarray], limits: dict[str, tuple[int, int]]) -> None:
-    """Columns of one section have one length, values within `limits`, no UE listed twice."""
+def _check_section(name: str, columns: dict[str, np.ndarray], limits: dict[str, tuple[int, int]],
+                   per: str | None = None) -> None:
+    """Columns of one section have one length, values within `limits`, no UE listed twice (or,
+    with `per`, no (UE, columns[per]) pair twice)."""
     ue = next(iter(columns.values()))
     n = ue.size
     if any(col.size != n for col in columns.values()):
@@ -111,8 +113,10 @@ def _check_section(name: str, columns: dict[str, np.ndarray], limits: dict[str, 
         if col.min() < low or col.max() > high:
             bad = col[(col < low) | (col > high)][:4].tolist()
             raise _invalid(f"{key} out of range [{low}, {high}]: {bad}")
-    if len(set(ue.tolist())) != n:
-        raise _invalid(f"{name} lists a UE more than once")
+    keys = ue.tolist() if per is None else list(zip(ue.tolist(), columns[per].tolist()))
+    if len(set(keys)) != n:
+        raise _invalid(f"{name} lists a UE more than once" if per is None else
+                       f"{name} lists a (UE, {per}) pair more than once")
 
 
 def decode_header(header: bytes) -> e2sm_la_pb2.LaIndicationHeader:
@@ -148,8 +152,10 @@ def decode_indication(header: bytes | e2sm_la_pb2.LaIndicationHeader, message: b
     harq = {"harq_ue": _column(msg.harq_ue), "harq_ack": _column(msg.harq_ack, bool),
             "harq_mcs": _column(msg.harq_mcs), "harq_tbs": _column(msg.harq_tbs),
             "harq_tx": _column(msg.harq_tx), "harq_process": _column(msg.harq_process)}
+    # Under TDD one uplink slot acknowledges several of a UE's PDSCHs (TS 38.213 §9.1 HARQ-ACK
+    # codebook): a UE may appear once per HARQ process.
     _check_section("HARQ", harq, {"harq_mcs": (0, MAX_MCS_INDEX), "harq_tx": (1, MAX_HARQ_TX),
-                                  "harq_process": (0, MAX_HARQ_PROCESS)})
+                                  "harq_process": (0, MAX_HARQ_PROCESS)}, per="harq_process")
     decide = {"ue": _column(msg.ue), "prbs": _column(msg.prbs), "layers": _column(msg.layers),
               "buffer_bytes": _column(msg.buffer_bytes, name="buffer_bytes")}
     _check_section("decision", decide, {"prbs": (1, MAX_PRBS), "layers": (1, MAX_LAYERS)})
