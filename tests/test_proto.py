@@ -69,6 +69,9 @@ def test_control_round_trip():
     (lambda m, h: m.prbs.pop(), "decision columns differ in length"),
     (lambda m, h: m.ue.__setitem__(1, m.ue[0]), "decision lists a UE more than once"),
     (lambda m, h: setattr(h, "mcs_table", 3), "mcs_table 3"),
+    (lambda m, h: m.buffer_bytes.__setitem__(0, 1 << 63), "buffer_bytes out of range"),
+    (lambda m, h: setattr(h, "slot", (1 << 64) - 1), "slot 18446744073709551615 out of range"),
+    (lambda m, h: m.harq_ack.pop(), "HARQ columns differ in length"),
 ])
 def test_indication_with_invalid_field_is_rejected(mutate, match):
     from ranpd.proto import e2sm_la_pb2
@@ -135,9 +138,39 @@ def test_kpm_round_trip_and_nan_rejected():
                                         granularity_period_ms=100, collection_start_ns=5)
     head, cell_out, ues = kpm.decode_report(header, message)
     assert head.sender_name == "cell-1" and cell_out == cell and ues == {7: {"TB.IntialErrNbrDl": [3.0]}}
-    for bad in ({"DRB.UEThpDl": [float("nan")]}, {"DRB.Unknown": [1.0]}):
+    for bad in ({"DRB.UEThpDl": [float("nan")]}, {"DRB.Unknown": [1.0]}, {"DRB.UEThpDl": [-1.0]},
+                {"CARR.WBCQIDist": [1.0] * (kpm.MAX_BINS + 1)},
+                {kpm.DECISIONS: [10.0], kpm.FALLBACKS: [11.0]}):
         header, message = kpm.encode_report(bad, {}, sender_name="c", granularity_period_ms=1,
                                             collection_start_ns=0)
         with pytest.raises(CodecError) as err:
-            kpm.decode_report(header, message)
+            kpm.fallback_ratio(kpm.decode_report(header, message)[1])
         assert err.value.cause == e2ap_pb2.CAUSE_INVALID_FIELD
+
+
+def test_kpm_fallback_ratio_and_ue_cap():
+    header, message = kpm.encode_report({kpm.DECISIONS: [200.0], kpm.FALLBACKS: [3.0]}, {},
+                                        sender_name="c", granularity_period_ms=1, collection_start_ns=0)
+    assert kpm.fallback_ratio(kpm.decode_report(header, message)[1]) == (3.0, 200.0)
+    assert kpm.fallback_ratio({"DRB.UEThpDl": [1.0]}) is None
+    ues = {ue: {"DRB.UEThpDl": [1.0]} for ue in range(kpm.MAX_UES + 1)}
+    header, message = kpm.encode_report({}, ues, sender_name="c", granularity_period_ms=1, collection_start_ns=0)
+    with pytest.raises(CodecError) as err:
+        kpm.decode_report(header, message)
+    assert err.value.cause == e2ap_pb2.CAUSE_OVERLOAD
+
+
+def test_indication_entry_cap_is_checked_before_conversion():
+    header, message = la_codec.encode_indication(_report(n=5), deadline_ns=0)
+    assert la_codec.decode_indication(header, message, max_entries=5)[1]["ue"].size == 5
+    with pytest.raises(CodecError) as err:
+        la_codec.decode_indication(header, message, max_entries=4)
+    assert err.value.cause == e2ap_pb2.CAUSE_OVERLOAD
+
+
+def test_decoder_pops_one_frame_at_a_time():
+    frames = [framing.encode_frame(framing.wrap(e2ap_pb2.ResetRequest(), tid)) for tid in range(3)]
+    decoder = FrameDecoder()
+    decoder.push(b"".join(frames) + frames[0][:3])
+    assert [decoder.pop().transaction_id for _ in range(3)] == [0, 1, 2]
+    assert decoder.pop() is None and decoder.pending == 3

@@ -225,3 +225,181 @@ def test_decisions_over_e2_equal_the_offline_policy_on_a_simulation(model_path):
     assert len({m for ms in offline_mcs for m in ms.tolist()}) > 1, "a constant policy proves little"
     for slot, (a, b) in enumerate(zip(offline_mcs, online_mcs)):
         np.testing.assert_array_equal(a, b, err_msg=f"slot {slot}")
+
+
+# -- E2AP conformance, limits and timeouts ---------------------------------------------------------
+def _subscription(request=REQUEST, action_ids=(1,)) -> e2.RICSubscriptionRequest:
+    return e2.RICSubscriptionRequest(
+        request_id=request, ran_function_id=la_codec.LA_RAN_FUNCTION.id,
+        event_trigger=e2.EventTrigger(per_slot_insert=True),
+        actions=[e2.RicAction(action_id=a, type=e2.ACTION_TYPE_INSERT) for a in action_ids])
+
+
+def test_e2ap_conformance_request_ids_action_ids_resetup_and_slots(model_path):
+    async def scenario():
+        async with serve_xapp(settings(), OnnxPolicyModel.load(model_path), http=False) as xapp:
+            node = await Node.connect(xapp.e2_port)
+            await node.setup_and_subscribe()
+            await node.send(_subscription())                                    # same request id again
+            error = await node.expect_error(e2.CAUSE_INVALID_FIELD)
+            assert "already subscribed" in error.text
+            other = e2.RicRequestId(requestor_id=7, instance_id=9)
+            for actions in ((256,), (3, 3), (), tuple(range(17))):
+                await node.send(_subscription(other, actions))
+                await node.expect_error(e2.CAUSE_INVALID_FIELD)
+            assert (await node.indicate(_report(slot=50), seq=1)).HasField("ric_control_request")
+            await node.send(la_codec.indication_envelope(_report(slot=49), request_id=REQUEST, sequence_number=2,
+                                                         deadline_ns=0).ric_indication)
+            assert "backwards" in (await node.expect_error(e2.CAUSE_INVALID_FIELD)).text
+            # A second E2 Setup starts afresh: the old subscription is gone, slot 49 is fine again.
+            await node.send(e2.E2SetupRequest(global_e2_node_id="cell-1", ran_functions=[la_codec.LA_RAN_FUNCTION]))
+            assert (await node.recv()).HasField("e2_setup_response")
+            session = next(iter(xapp.service.sessions))
+            assert session.subscriptions == {} and session.store is None
+            await node.send(la_codec.indication_envelope(_report(slot=49), request_id=REQUEST, sequence_number=3,
+                                                         deadline_ns=0).ric_indication)
+            await node.expect_error(e2.CAUSE_UNKNOWN_SUBSCRIPTION)
+            await node.send(_subscription(), 4)
+            assert (await node.recv()).ric_subscription_response.admitted_action_ids == [1]
+            assert (await node.indicate(_report(slot=49), seq=4)).HasField("ric_control_request")
+    run(scenario())
+
+
+def test_values_beyond_int64_and_oversized_indications_get_specific_causes(model_path):
+    from ranpd.proto import e2sm_la_pb2
+
+    async def scenario():
+        async with serve_xapp(settings(max_indication_ues=8), OnnxPolicyModel.load(model_path),
+                              http=False) as xapp:
+            node = await Node.connect(xapp.e2_port)
+            await node.setup_and_subscribe()
+            envelope = la_codec.indication_envelope(_report(), request_id=REQUEST, sequence_number=1, deadline_ns=0)
+            message = e2sm_la_pb2.LaIndicationMessage.FromString(envelope.ric_indication.message)
+            message.buffer_bytes[0] = (1 << 64) - 1
+            envelope.ric_indication.message = message.SerializeToString()
+            await node.send(envelope.ric_indication)
+            assert "buffer_bytes" in (await node.expect_error(e2.CAUSE_INVALID_FIELD)).text
+            header = e2sm_la_pb2.LaIndicationHeader.FromString(envelope.ric_indication.header)
+            header.slot = 1 << 63
+            envelope.ric_indication.header = header.SerializeToString()
+            await node.send(envelope.ric_indication)
+            assert "slot" in (await node.expect_error(e2.CAUSE_INVALID_FIELD)).text
+            await node.send(la_codec.indication_envelope(_report(ues=tuple(range(9))), request_id=REQUEST,
+                                                         sequence_number=3, deadline_ns=0).ric_indication)
+            await node.expect_error(e2.CAUSE_OVERLOAD)
+            assert xapp.service.metrics.internal_errors._value.get() == 0
+    run(scenario())
+
+
+def test_stale_indication_is_dropped_unanswered(model_path):
+    async def scenario():
+        async with serve_xapp(settings(), OnnxPolicyModel.load(model_path), http=False) as xapp:
+            node = await Node.connect(xapp.e2_port)
+            await node.setup_and_subscribe()
+            assert (await node.indicate(_report(slot=1), seq=1)).HasField("ric_control_request")
+            now = time.monotonic_ns()
+            await node.send(la_codec.indication_envelope(_report(slot=2), request_id=REQUEST, sequence_number=2,
+                                                         timestamp_ns=now - 10**8, deadline_ns=now - 10**7)
+                            .ric_indication)
+            reply = await node.indicate(_report(slot=3), seq=3)       # the answer is to seq 3, not 2
+            assert la_codec.decode_control(reply.ric_control_request).indication_sequence_number == 3
+            assert xapp.service.metrics.stale._value.get() == 1
+    run(scenario())
+
+
+def test_idle_sockets_cannot_take_the_slots_of_nodes(model_path):
+    from ranpd.xapp.budgets import E2Limits
+
+    limits = E2Limits(max_pending_setups=4, setup_timeout_s=1.0)
+
+    async def scenario():
+        async with serve_xapp(settings(max_connections=2), OnnxPolicyModel.load(model_path), http=False,
+                              limits=limits) as xapp:
+            idle = [await Node.connect(xapp.e2_port) for _ in range(20)]     # never send a byte
+            node = await Node.connect(xapp.e2_port)
+            await node.setup_and_subscribe()                                  # still gets in
+            assert (await node.indicate(_report(), seq=1)).HasField("ric_control_request")
+            late = await Node.connect(xapp.e2_port)                           # setup timeout drops it
+            assert await asyncio.wait_for(late.reader.read(), 3) == b""
+            dropped = xapp.service.metrics.dropped
+            pool_full, timeout = (dropped.labels(r)._value.get() for r in ("setup_pool_full", "setup_timeout"))
+            assert pool_full >= 1 and pool_full + timeout >= 21          # every idle socket, and `late`
+            second = await Node.connect(xapp.e2_port)
+            await second.send(e2.E2SetupRequest(global_e2_node_id="cell-2"))
+            assert (await second.recv()).HasField("e2_setup_response")
+            third = await Node.connect(xapp.e2_port)                          # node slots full
+            await third.send(e2.E2SetupRequest(global_e2_node_id="cell-3"))
+            await third.expect_error(e2.CAUSE_OVERLOAD)
+            for peer in idle:
+                peer.writer.close()
+    run(scenario())
+
+
+def test_a_peer_that_never_reads_is_paused_then_dropped(model_path):
+    from ranpd.xapp.budgets import E2Limits
+
+    limits = E2Limits(write_high_bytes=4096, write_stall_s=0.3)
+
+    async def scenario():
+        async with serve_xapp(settings(), OnnxPolicyModel.load(model_path), http=False, limits=limits) as xapp:
+            good = await Node.connect(xapp.e2_port)
+            await good.setup_and_subscribe()
+            sink = await Node.connect(xapp.e2_port)
+            sink.writer.transport.pause_reading()          # the client stops reading its socket
+            frame = framing.encode_frame(framing.wrap(e2.E2SetupResponse()))
+            sink.writer.write(frame * 40_000)              # each is answered with an ErrorIndication
+            for seq in range(20):
+                assert (await good.indicate(_report(slot=seq), seq=seq)).HasField("ric_control_request")
+            deadline = time.monotonic() + 5
+            while xapp.service.metrics.dropped.labels("write_stall")._value.get() == 0:
+                assert time.monotonic() < deadline, "a peer that never reads was not dropped"
+                await asyncio.sleep(0.05)
+            assert (await good.indicate(_report(slot=99), seq=99)).HasField("ric_control_request")
+    run(scenario())
+
+
+def test_kpm_fallback_ratio_is_counted_and_warned_and_logs_escape_wire_text(model_path, caplog):
+    async def scenario():
+        async with serve_xapp(settings(), OnnxPolicyModel.load(model_path), http=False) as xapp:
+            node = await Node.connect(xapp.e2_port)
+            await node.setup_and_subscribe((la_codec.LA_RAN_FUNCTION, kpm.KPM_RAN_FUNCTION))
+            kpm_request = e2.RicRequestId(requestor_id=7, instance_id=2)
+            await node.send(e2.RICSubscriptionRequest(
+                request_id=kpm_request, ran_function_id=kpm.KPM_RAN_FUNCTION.id,
+                event_trigger=e2.EventTrigger(report_period_ms=100),
+                actions=[e2.RicAction(action_id=1, type=e2.ACTION_TYPE_REPORT)]))
+            assert (await node.recv()).HasField("ric_subscription_response")
+            for fallbacks in (1.0, 40.0):
+                header, message = kpm.encode_report({kpm.DECISIONS: [100.0], kpm.FALLBACKS: [fallbacks]}, {},
+                                                    sender_name="cell-1", granularity_period_ms=100,
+                                                    collection_start_ns=0)
+                await node.send(e2.RICIndication(request_id=kpm_request, ran_function_id=kpm.KPM_RAN_FUNCTION.id,
+                                                 type=e2.INDICATION_TYPE_REPORT, header=header, message=message))
+            await node.send(e2.ErrorIndication(cause=e2.CAUSE_UNSPECIFIED,
+                                               text="x\n2026-01-01 CRITICAL forged line"))
+            assert (await node.indicate(_report(), seq=1)).HasField("ric_control_request")   # all handled
+            metrics = xapp.service.metrics
+            assert metrics.node_fallbacks.labels("cell-1")._value.get() == 41.0
+            assert metrics.high_fallback_reports.labels("cell-1")._value.get() == 1
+            assert metrics.node_fallback_ratio.labels("cell-1")._value.get() == 0.4
+    with caplog.at_level("WARNING"):
+        run(scenario())
+    assert any("40.0% of 100 decisions fell back" in r.getMessage() for r in caplog.records)
+    assert all("\n" not in r.getMessage() for r in caplog.records)
+    assert any("forged line" in r.getMessage() for r in caplog.records)
+
+
+def test_metric_labels_stay_bounded_with_many_node_ids(model_path):
+    from ranpd.xapp.budgets import OTHER, E2Limits
+
+    async def scenario():
+        async with serve_xapp(settings(), OnnxPolicyModel.load(model_path), http=False,
+                              limits=E2Limits(max_label_nodes=3)) as xapp:
+            node = await Node.connect(xapp.e2_port)
+            for i in range(10):
+                await node.send(e2.E2SetupRequest(global_e2_node_id=f"cell-{i}"))
+                assert (await node.recv()).HasField("e2_setup_response")
+            return next(iter(xapp.service.sessions)).node_label, len(xapp.service.node_labels._known)
+    label, known = run(scenario())
+    assert label == OTHER and known == 3
+

@@ -32,6 +32,8 @@ class E2Limits(BaseSettings):
     read_timeout_s: float = Field(5.0, gt=0, description="a frame started must be complete within this")
     write_high_bytes: int = Field(256 << 10, ge=4096, description="unsent bytes at which the xApp stops "
                                   "reading a peer (it is not reading its answers)")
+    socket_send_bytes: int = Field(64 << 10, ge=4096, description="kernel send buffer per connection "
+                                   "(SO_SNDBUF), so unread answers cost bounded kernel memory too")
     write_stall_s: float = Field(2.0, gt=0, description="a peer paused this long for not reading is dropped")
     max_subscriptions: int = Field(16, ge=1, description="subscriptions per connection")
     max_ran_functions: int = Field(256, ge=1, description="RAN functions in one E2 Setup (E2AP maxofRANfunctionID)")

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 import threading
 import time
@@ -68,6 +69,9 @@ class E2Protocol(asyncio.Protocol):
         self.session.admit = lambda session: self.server.admit(self)
         high = self.limits.write_high_bytes
         transport.set_write_buffer_limits(high=high, low=high // 4)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.limits.socket_send_bytes)
         self.server.pending[self] = None
         if len(self.server.pending) > self.limits.max_pending_setups:
             oldest = next(iter(self.server.pending))
