@@ -2,19 +2,23 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import time
 
 import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from ranpd.simulator.observation import OBS_DIM, ObservationBuilder
 from ranpd.simulator.report import SlotReport
 from ranpd.xapp.config import XappSettings
-from ranpd.xapp.model import ModelError, OnnxPolicyModel, validate_model
+from ranpd.xapp.model import ModelError, ModelLimits, OnnxPolicyModel, validate_model, validate_model_isolated
 from ranpd.xapp.model_card import ModelCard, card_path_for
-from ranpd.xapp.service import XappService
+from ranpd.xapp.model_store import ModelStore
+from ranpd.xapp.service import XappService, load_configured_model
 from ranpd.xapp.state import UeStateStore
-from ranpd.xapp.synthetic import mlp_onnx, write_synthetic_model
+from ranpd.xapp.synthetic import OPSET, mlp_onnx, write_synthetic_model
 
 
 @pytest.fixture
@@ -152,3 +156,88 @@ def test_offline_and_online_map_scores_through_one_permuted_action_table(model_p
         np.testing.assert_array_equal(offline.decide(report), expected)
         differs += int((identity.decide(report) != expected).sum())
     assert differs > 0
+
+
+def with_card(model: onnx.ModelProto) -> tuple[bytes, ModelCard]:
+    data = model.SerializeToString()
+    return data, ModelCard(name="hostile", kind="student", action_table={"mcs": list(range(29))}, params=0,
+                           onnx_opset=OPSET, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def endless_loop_model() -> onnx.ModelProto:
+    """A valid student whose scores pass through an ONNX Loop with a 2^62 trip count."""
+    model = mlp_onnx((4,))
+    model.graph.node[-1].output[0] = "z"
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c"], ["c_out"]), helper.make_node("Identity", ["x"], ["x_out"])], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []), helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("x_out", TensorProto.FLOAT, None)])
+    model.graph.initializer.extend([numpy_helper.from_array(np.array(1 << 62, np.int64), "trips"),
+                                    numpy_helper.from_array(np.array(True), "go")])
+    model.graph.node.append(helper.make_node("Loop", ["trips", "go", "z"], ["scores"], body=body))
+    onnx.checker.check_model(model)
+    return model
+
+
+def memory_hog_model() -> onnx.ModelProto:
+    """A valid student that adds the sum of a 4 GiB tensor to its scores."""
+    model = mlp_onnx((4,))
+    model.graph.node[-1].output[0] = "z"
+    model.graph.initializer.append(numpy_helper.from_array(np.array([1 << 15, 1 << 15], np.int64), "shape"))
+    model.graph.node.extend([
+        helper.make_node("ConstantOfShape", ["shape"], ["big"], value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])),
+        helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
+        helper.make_node("Add", ["z", "total"], ["scores"])])
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_isolated_validation_stops_an_endless_loop_and_a_memory_hog(model_path):
+    t0 = time.monotonic()
+    with pytest.raises(ModelError, match="did not finish within 3 s"):
+        asyncio.run(validate_model_isolated(*with_card(endless_loop_model()), ModelLimits(timeout_s=3)))
+    assert time.monotonic() - t0 < 10
+    with pytest.raises(ModelError, match="test inference with batch 1 failed"):
+        asyncio.run(validate_model_isolated(*with_card(memory_hog_model()), ModelLimits(memory_mb=1024)))
+    model = asyncio.run(validate_model_isolated(model_path.read_bytes(), _card(model_path), ModelLimits()))
+    assert model.latency.batch == 64 and 0 < model.latency.median_us <= model.latency.p99_us <= 500
+
+
+def test_validation_refuses_a_model_over_the_latency_budget(model_path, tmp_path):
+    """A 2x512 hidden MLP takes far more than 5 us for 64 UEs; the tiny one is well inside 500 us."""
+    slow = write_synthetic_model(tmp_path / "slow.onnx", hidden=(512, 512))
+    with pytest.raises(ModelError, match=r"too slow: p99 of a 64-UE inference is \d+ us"):
+        OnnxPolicyModel.load(slow, limits=ModelLimits(latency_budget_us=5))
+    assert OnnxPolicyModel.load(model_path).latency.p99_us <= ModelLimits().latency_budget_us
+
+
+def test_store_persists_atomically_and_rolls_back(model_path, tmp_path):
+    other = write_synthetic_model(tmp_path / "other.onnx", hidden=(8,), seed=2)
+    first, second = (p.read_bytes() for p in (model_path, other))
+    store = ModelStore(tmp_path / "models")
+    store.seed(first, _card(model_path))
+    assert not any((tmp_path / "models").iterdir())           # seeding writes nothing
+    store.commit(second, _card(other))
+    reopened = ModelStore(tmp_path / "models")
+    assert reopened.current.onnx_bytes == second and reopened.previous.onnx_bytes == first
+    reopened.rollback()
+    again = ModelStore(tmp_path / "models")
+    assert again.current.card == _card(model_path) and again.previous.card == _card(other)
+    third = write_synthetic_model(tmp_path / "third.onnx", hidden=(8,), seed=3)
+    again.commit(third.read_bytes(), _card(third))            # `other` is no longer named: removed
+    names = sorted(p.name for p in (tmp_path / "models").iterdir())
+    assert names == sorted(["state.json", *(f"{c.sha256}{ext}" for c in (_card(model_path), _card(third))
+                                             for ext in (".onnx", ".card.json"))])
+
+
+def test_persisted_model_is_served_after_a_restart(model_path, tmp_path):
+    other = write_synthetic_model(tmp_path / "other.onnx", hidden=(8,), seed=2)
+    settings = XappSettings(model_path=model_path, model_dir=tmp_path / "models")
+    assert load_configured_model(settings).sha256 == _card(model_path).sha256
+    ModelStore(settings.model_dir).commit(other.read_bytes(), _card(other))
+    assert load_configured_model(settings).sha256 == _card(other).sha256
+    (settings.model_dir / "state.json").write_text("{not json")
+    with pytest.raises(ModelError, match="unreadable"):
+        load_configured_model(settings)

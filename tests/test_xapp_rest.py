@@ -1,11 +1,13 @@
 """The xApp's REST API: health, config, metrics, model card and upload (auth), decide."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
 import numpy as np
 import pytest
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 from ranpd.proto import e2ap_pb2 as e2
@@ -14,9 +16,10 @@ from ranpd.simulator.observation import ObservationBuilder
 from ranpd.simulator.report import SlotReport
 from ranpd.xapp.api import create_app
 from ranpd.xapp.config import XappDescriptor, XappSettings
+from ranpd.xapp.limits import BodyLimit
 from ranpd.xapp.model import OnnxPolicyModel
 from ranpd.xapp.model_card import ModelCard, card_path_for
-from ranpd.xapp.service import XappService
+from ranpd.xapp.service import XappService, load_configured_model
 from ranpd.xapp.synthetic import write_synthetic_model
 
 TOKEN = "s3cret"
@@ -62,6 +65,20 @@ def test_descriptor_ports_are_the_settings_defaults():
 def test_env_overrides_descriptor(monkeypatch):
     monkeypatch.setenv("RANPD_XAPP_UE_CAPACITY", "17")
     assert XappSettings().ue_capacity == 17 and XappSettings(ue_capacity=5).ue_capacity == 5
+
+
+def test_bad_setting_names_the_field(monkeypatch):
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("RANPD_XAPP_LOG_LEVEL", "loud")
+    with pytest.raises(ValidationError) as err:
+        XappSettings()
+    assert [e["loc"] for e in err.value.errors()] == [("log_level",)]
+    monkeypatch.setenv("RANPD_XAPP_LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("RANPD_XAPP_MAX_INDICATION_UES", "0")
+    with pytest.raises(ValidationError) as err:
+        XappSettings()
+    assert [e["loc"] for e in err.value.errors()] == [("max_indication_ues",)]
 
 
 def _upload(path, **card_update) -> dict:
@@ -154,3 +171,142 @@ def test_decide_protobuf(client, service):
     assert no_model.status_code == 503
     assert e2.Envelope.FromString(no_model.content).error_indication.cause == e2.CAUSE_NO_MODEL
     assert framing.message_type(reply) == "ric_control_request"
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_openapi_defines_every_schema_it_references(client):
+    document = client.get("/openapi.json").json()
+    refs = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            refs.update(v for k, v in node.items() if k == "$ref")
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(document)
+    defined = {f"#/components/schemas/{name}" for name in document["components"]["schemas"]}
+    assert "#/components/schemas/DecideRequest" in refs and refs <= defined
+    decide = document["paths"]["/ric/v1/decide"]["post"]
+    assert {"413", "415", "422", "503"} <= set(decide["responses"])
+    assert document["components"]["schemas"]["DecideRequest"]["additionalProperties"] is False
+    assert {"401", "403", "409", "413", "422"} <= set(document["paths"]["/ric/v1/model"]["put"]["responses"])
+
+
+def test_metrics_have_process_series_and_no_created_series(client):
+    text = client.get("/ric/v1/metrics").text
+    assert "process_resident_memory_bytes" in text and "process_open_fds" in text
+    assert "_created" not in text
+
+
+def _body_limit_app(limit):
+    """A FastAPI echo of the body length behind BodyLimit."""
+    app = FastAPI()
+
+    @app.post("/")
+    async def length(request: Request) -> int:
+        return len(await request.body())
+    return BodyLimit(app, lambda method, path: limit)
+
+
+def test_body_limit_refuses_a_declared_length_without_reading_and_cuts_a_stream():
+    app = _body_limit_app(100)
+    reads = []
+
+    async def receive():
+        reads.append(1)
+        return {"type": "http.request", "body": b"x" * 200, "more_body": False}
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"content-length", b"200")],
+             "query_string": b"", "root_path": ""}
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 413 and reads == []
+    client = TestClient(app)
+    assert client.post("/", content=b"x" * 100).text == "100"
+    streamed = client.post("/", content=iter([b"x" * 60, b"x" * 60]))       # chunked: no Content-Length
+    assert streamed.status_code == 413 and "limit of 100 bytes" in streamed.json()["detail"]
+
+
+def test_upload_checks_the_token_before_reading_the_body(service, paths):
+    app = create_app(service)
+    for headers, status in (([], 401), ([(b"authorization", b"Bearer nope")], 401)):
+        sent = []
+
+        async def receive():
+            raise AssertionError("the body was read before the bearer check")
+
+        async def send(message):
+            sent.append(message)
+        scope = {"type": "http", "method": "PUT", "path": "/ric/v1/model", "query_string": b"", "root_path": "",
+                 "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000"), *headers]}
+        asyncio.run(app(scope, receive, send))
+        assert sent[0]["status"] == status
+    too_big = TestClient(app).put("/ric/v1/model", content=b"x", headers={
+        **AUTH, "Content-Length": str(service.settings.max_model_bytes * 2)})
+    assert too_big.status_code == 413
+
+
+@pytest.mark.parametrize("patch, field", [
+    ({"slot": 1 << 63}, ["body", "slot"]),
+    ({"ues": [{"ue": 1, "prbs": 5, "buffer_bytes": 1 << 63}]}, ["body", "ues", 0, "buffer_bytes"]),
+    ({"ues": [{"ue": -1, "prbs": 5}]}, ["body", "ues", 0, "ue"]),
+    ({"ues": [{"ue": 1, "prbs": False}]}, ["body", "ues", 0, "prbs"]),
+    ({"ues": [{"ue": 1, "prbs": 5, "colour": "red"}]}, ["body", "ues", 0, "colour"]),
+    ({"extra": 1}, ["body", "extra"]),
+    ({"harq": [{"ue": 1, "ack": 1, "mcs": 3}]}, ["body", "harq", 0, "ack"]),
+    ({"ues": [{"ue": u, "prbs": 5} for u in range(4)]}, ["body", "ues"]),
+])
+def test_decide_names_the_invalid_field(client, service, patch, field):
+    service.settings.max_indication_ues = 3
+    response = client.post("/ric/v1/decide", json={**REQUEST, **patch})
+    assert response.status_code == 422 and [e["loc"] for e in response.json()["detail"]] == [field]
+
+
+def test_decide_protobuf_caps_ues_and_names_bad_columns(client, service):
+    from ranpd.proto import e2sm_la_pb2
+
+    service.settings.max_indication_ues = 3
+    headers = {"Content-Type": "application/x-protobuf"}
+
+    def post(**message):
+        header = e2sm_la_pb2.LaIndicationHeader(slot=5, mcs_table=2, cqi_table=2).SerializeToString()
+        indication = e2.RICIndication(header=header, message=e2sm_la_pb2.LaIndicationMessage(**message).SerializeToString())
+        response = client.post("/ric/v1/decide", content=framing.wrap(indication).SerializeToString(), headers=headers)
+        return response.status_code, e2.Envelope.FromString(response.content).error_indication
+    code, error = post(ue=[1, 2, 3, 4], prbs=[5] * 4, layers=[1] * 4, buffer_bytes=[0] * 4)
+    assert code == 422 and error.cause == e2.CAUSE_OVERLOAD and "at most 3" in error.text
+    code, error = post(ue=[1, 2], prbs=[5], layers=[1, 1], buffer_bytes=[0, 0])
+    assert code == 422 and error.cause == e2.CAUSE_INVALID_FIELD and "prbs" in error.text
+    code, error = post(ue=[1], prbs=[5], layers=[1], buffer_bytes=[1 << 63])
+    assert code == 422 and error.cause == e2.CAUSE_INVALID_FIELD and "buffer_bytes" in error.text
+
+
+def test_decide_refuses_other_media_types(client):
+    response = client.post("/ric/v1/decide", content=json.dumps(REQUEST), headers={"Content-Type": "text/plain"})
+    assert response.status_code == 415
+
+
+def test_upload_persists_and_rolls_back(paths, tmp_path):
+    settings = XappSettings(admin_token=TOKEN, model_dir=tmp_path / "models")
+    first = OnnxPolicyModel.load(paths[0])
+    client = TestClient(create_app(XappService(settings, first)))
+    assert client.post("/ric/v1/model/rollback", headers=AUTH).status_code == 409
+    assert client.post("/ric/v1/model/rollback").status_code == 401
+    installed = client.put("/ric/v1/model", json=_upload(paths[1]), headers=AUTH).json()
+    assert installed["persisted"] is True and installed["previous"] == first.version
+    assert installed["latency"]["batch"] == 64
+
+    restarted = XappService(settings, load_configured_model(settings))        # a restart
+    assert restarted.model.version == installed["version"]
+    client = TestClient(create_app(restarted))
+    back = client.post("/ric/v1/model/rollback", headers=AUTH)
+    assert back.status_code == 200 and back.json()["version"] == first.version
+    assert back.json()["previous"] == installed["version"]
+    assert load_configured_model(settings).version == first.version             # survives a restart too
