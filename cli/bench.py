@@ -9,11 +9,13 @@ BENCHMARKS = {
     "sim": "ranpd.simulator.bench:bench_sim",
     "xapp": "ranpd.xapp.bench:bench_xapp",
     "student": "ranpd.training.bench:bench_student",
+    "soak": "ranpd.cli.soak:bench_soak",
 }
 SUMMARIES = {
     "sim": "Simulator speed in UE-slots per second on one core.",
     "xapp": "Indication -> control round trip over loopback, per-stage split, max rate.",
     "student": "Student size and onnxruntime inference p50/p99 at batch 1 and 64.",
+    "soak": "xApp under N cells for minutes: per-cell fallback and RTT, RSS growth, fd drift.",
 }
 
 

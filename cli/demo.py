@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import click
 
@@ -32,9 +33,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class XappProcess(NamedTuple):
+    e2_port: int
+    http_port: int
+    pid: int
+
+
 @contextmanager
 def xapp_process(model: Path, startup_timeout_s: float = 60.0):
-    """Run `ranpd xapp` on loopback in a child process; yield (e2_port, http_port); stop it after."""
+    """Run `ranpd xapp` on loopback in a child process; yield its `XappProcess`; stop it after."""
     e2_port, http_port = _free_port(), _free_port()
     command = [sys.executable, "-c", "import sys; from ranpd.cli import main; sys.exit(main())", "xapp",
                "--model", str(model), "--host", "127.0.0.1", "--e2-port", str(e2_port),
@@ -44,7 +51,7 @@ def xapp_process(model: Path, startup_timeout_s: float = 60.0):
                                    env={**os.environ, "OMP_NUM_THREADS": "1"})
         try:
             _wait_ready(process, http_port, startup_timeout_s, log)
-            yield e2_port, http_port
+            yield XappProcess(e2_port, http_port, process.pid)
         finally:
             process.terminate()
             try:
@@ -142,10 +149,10 @@ def demo(scenario_names, slots, seed, ues, model, deadline_us, as_json) -> None:
 
     console = Console(stderr=True)
     rows = []
-    with xapp_process(model) as (e2_port, _), Progress(console=console, transient=True) as progress:
+    with xapp_process(model) as xapp, Progress(console=console, transient=True) as progress:
         for sc in scenarios:
             task = progress.add_task(f"{sc.name}: student via xApp", total=slots)
-            node = E2Node(sc, ("127.0.0.1", e2_port), seed=seed, n_ues=ues, deadline_us=deadline_us)
+            node = E2Node(sc, ("127.0.0.1", xapp.e2_port), seed=seed, n_ues=ues, deadline_us=deadline_us)
             student = node.run(slots, on_slot=lambda i: progress.update(task, completed=i))
             progress.update(task, description=f"{sc.name}: OLLA", completed=0)
             olla = run_policy(sc, Olla(), slots, seed=seed, n_ues=ues)

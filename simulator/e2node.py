@@ -284,6 +284,11 @@ class E2Node:
         self._backoff_s = self.backoff_initial_s
         return self._link
 
+    def disconnect(self) -> None:
+        """Close the link now (the next slot sets it up again, as after a loss)."""
+        if self._link is not None:
+            self._drop_link()
+
     def _drop_link(self) -> None:
         self._link.close()
         self._link = None
@@ -398,8 +403,9 @@ class E2Node:
         return np.where(from_xapp, xapp_mcs, fallback)
 
     # ------------------------------------------------------------------ the run
-    def run(self, slots: int, on_slot: Callable[[int], None] | None = None) -> dict:
-        """Simulate `slots` slots in the loop with the xApp; `on_slot(i)` runs before slot i."""
+    def run(self, slots: int, on_slot: Callable[[int], None] | None = None, max_wall_s: float | None = None) -> dict:
+        """Simulate `slots` slots in the loop with the xApp; `on_slot(i)` runs before slot i.
+        With `max_wall_s`, stop earlier once that much wall-clock time has passed."""
         if slots < 1:
             raise ValueError(f"slots must be >= 1, got {slots}")
         sim = Simulation(self.scenario, seed=self.seed, n_ues=self.n_ues)
@@ -412,6 +418,8 @@ class E2Node:
         counted = (0, 0)            # (scheduled, fallbacks) at the start of the KPM period
         try:
             for i in range(slots):
+                if max_wall_s is not None and time.monotonic() - start >= max_wall_s:
+                    break
                 if on_slot is not None:
                     on_slot(i)
                 if self.realtime and (wait := start + i * sim.slot_duration_s - time.monotonic()) > 0:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from click.testing import CliRunner
 
 from ranpd.cli import main
@@ -37,3 +39,31 @@ def test_demo_without_a_student_says_how_to_make_one(tmp_path):
     result = CliRunner().invoke(main, ["demo", "--model", str(tmp_path / "missing.onnx")])
     assert result.exit_code != 0
     assert "ranpd train --profile full" in result.output
+
+
+@pytest.mark.slow
+def test_soak_samples_the_xapp_and_reports_every_cell(tmp_path):
+    """A few seconds of `ranpd bench soak`: every cell ran and reconnected, the xApp was sampled."""
+    model = write_synthetic_model(tmp_path / "student.onnx", seed=5)
+    args = ["bench", "soak", "--model", str(model), "--cells", "2", "--ues", "4", "--minutes", "0.05",
+            "--reconnect-every-s", "1", "--kpm-period-ms", "20", "--warmup-s", "0.5", "--sample-s", "0.2", "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert [n["cell"] for n in out["nodes"]] == [0, 1]
+    for node in out["nodes"]:
+        assert node["slots"] > 0 and node["decisions"] > 0 and node["reconnects"] >= 1 and node["kpm_reports"] > 0
+        assert 2.5 <= node["wall_s"] < 10
+    xapp = out["xapp"]
+    assert xapp["samples"] == len(out["samples"]) >= 4 and xapp["rss_mib_after_warmup"] > 10
+    assert xapp["fds_min"] > 0
+
+
+def test_soak_memory_summary_compares_windows_after_warmup():
+    from ranpd.cli.soak import memory_summary
+
+    samples = [(t, 100.0 + (t >= 10) * 10 + t * 0.1, 20 + (t >= 50)) for t in range(60)]
+    summary = memory_summary(samples, warmup_s=10)         # 50 samples after warm-up, windows of 5
+    assert summary["rss_mib_after_warmup"] == 110 + 1.2 and summary["rss_mib_end"] == 110 + 5.7
+    assert abs(summary["rss_growth_after_warmup_pct"] - 100 * (115.7 / 111.2 - 1)) < 1e-9
+    assert summary["fd_drift"] == 1 and summary["rss_mib_max"] == 110 + 5.9

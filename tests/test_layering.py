@@ -43,6 +43,7 @@ RUNTIME_COMMANDS = [
     ["e2node", "--help"],
     ["bench", "sim", "--help"],
     ["bench", "student", "--help"],
+    ["bench", "soak", "--help"],
     ["demo", "--help"],
 ]
 
