@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ranpd.simulator.calibration.geometry import load_reference
+from ranpd.simulator.calibration.geometry import compare, load_reference
 from ranpd.simulator.channel import (DEPLOYMENTS, N_DYNAMIC, drop_sectors, geometry_db, hex_sites,
                                      interference_per_subband, neighbour_occupancy_traces, read_traces,
                                      sector_antenna_gain_db)
@@ -15,6 +15,16 @@ from ranpd.simulator.channel import (DEPLOYMENTS, N_DYNAMIC, drop_sectors, geome
 # v14.0.0 parameters). The simulator's all-outdoor drop has a known gap (up to ~1 dB too high at
 # UMi's median: no UEs on upper floors), allowed 1.5 dB.
 TOL_3GPP_UES_DB, TOL_OUTDOOR_DB = 0.7, 1.5
+
+
+def test_reference_and_comparison_script():
+    reference = load_reference()
+    assert set(reference) == {(env, fc) for env in ("UMa", "UMi") for fc in (6.0, 30.0)}
+    for pct, values in reference.values():
+        np.testing.assert_array_equal(pct, np.arange(5, 100, 5))
+        assert np.all(np.diff(values) > 0)
+    rows = compare(n_ues=300, seed=1)
+    assert len(rows) == 4 and all(len(r["outdoor_db"]) == 19 for r in rows)
 
 
 def test_layout_is_two_tiers_of_hexagonal_sites():
