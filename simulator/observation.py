@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ranpd.simulator.report import SlotReport
+from ranpd.simulator.report import SlotReport, occurrence_rounds
 from ranpd.simulator.tables import MAX_PRBS, MAX_SUPPORTED_MCS_ACTIONS
 
 OBS_SPEC_VERSION = "1"
@@ -89,7 +89,8 @@ class ObservationBuilder:
         self.cqi_slot[rows] = report_slot
 
     def apply_harq(self, rows, ack, mcs, tx_number, slot) -> None:
-        """HARQ-ACK feedback received at `slot`. Rows must be unique within one call.
+        """HARQ-ACK feedback received at `slot`, in the order the transmissions were sent; a row
+        may appear several times (TDD: one uplink slot acknowledges several downlink slots).
 
         Only first transmissions update the link state: their outcome is what the MCS choice
         controls (retransmissions reuse the first transmission's MCS).
@@ -100,6 +101,11 @@ class ObservationBuilder:
         ack, mcs, tx_number = np.atleast_1d(ack), np.atleast_1d(mcs), np.atleast_1d(tx_number)
         first = tx_number == 1
         rows, ack, mcs = rows[first], ack[first].astype(bool), mcs[first]
+        for sel in occurrence_rounds(rows):
+            self._apply_first_tx_outcomes(rows[sel], ack[sel], mcs[sel], slot)
+
+    def _apply_first_tx_outcomes(self, rows, ack, mcs, slot) -> None:
+        """One outcome per row (rows unique)."""
         if rows.size == 0:
             return
         nack = (~ack).astype(np.float64)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ranpd.simulator import phy
 from ranpd.simulator.observation import ObservationBuilder
-from ranpd.simulator.report import SlotReport
+from ranpd.simulator.report import SlotReport, occurrence_rounds
 from ranpd.simulator.tables import MAX_SUPPORTED_MCS_ACTIONS, MCS_TABLES, cqi_to_mcs_map
 
 
@@ -83,7 +83,9 @@ class Olla(_CqiTracker):
         first = report.harq_tx == 1
         ue, ack = report.harq_ue[first], report.harq_ack[first]
         step = np.where(ack, -self.step_down_db, self.step_up_db)
-        self.offset_db[ue] = np.clip(self.offset_db[ue] + step, -self.limit_db, self.limit_db)
+        for sel in occurrence_rounds(ue):
+            u = ue[sel]
+            self.offset_db[u] = np.clip(self.offset_db[u] + step[sel], -self.limit_db, self.limit_db)
 
     def decide(self, report: SlotReport) -> np.ndarray:
         self._apply_cqi(report)

@@ -29,7 +29,8 @@ class SlotReport:
     cqi_ue: np.ndarray = field(default_factory=_ints)
     cqi_value: np.ndarray = field(default_factory=_ints)
     cqi_slot: np.ndarray = field(default_factory=_ints)
-    # HARQ-ACK feedback received this slot (at most one per UE).
+    # HARQ-ACK feedback received this slot, in the order the PDSCHs were sent. Under TDD one
+    # uplink slot can acknowledge several of a UE's transmissions (TS 38.213 §9.1 codebook).
     harq_ue: np.ndarray = field(default_factory=_ints)
     harq_ack: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     harq_mcs: np.ndarray = field(default_factory=_ints)
@@ -45,3 +46,23 @@ class SlotReport:
     @property
     def n_decisions(self) -> int:
         return int(self.ue.size)
+
+
+def occurrence_rounds(ids: np.ndarray):
+    """Masks over `ids` that split it into rounds in which each id appears at most once, keeping
+    order (the k-th occurrence of every id falls in round k). One round when ids are unique.
+
+    Lets vectorised per-UE state updates (gather, update, scatter) apply several events of one UE
+    in the order they were received.
+    """
+    ids = np.asarray(ids)
+    if ids.size < 2 or np.unique(ids).size == ids.size:
+        yield np.ones(ids.size, bool)
+        return
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_ids)) + 1]
+    rank = np.empty(ids.size, np.int64)
+    rank[order] = np.arange(ids.size) - np.repeat(starts, np.diff(np.r_[starts, ids.size]))
+    for r in range(int(rank.max()) + 1):
+        yield rank == r

@@ -1,9 +1,13 @@
 """Scenarios: validated descriptions of a downlink deployment, built-in or from a YAML/JSON file.
 
 A scenario fixes everything the simulator needs: band and numerology (TS 38.211 §4.2), TR 38.901
-environment and TDL profile, UE speed, traffic, scheduler, load, CSI and HARQ timelines.
+environment and TDL profile, UE classes (share, speed, traffic), scheduler, neighbour load and the
+interference model, CSI and HARQ timelines, RLC retransmission delay.
 Users describe their own networks in a file with the same fields (`ranpd scenarios --json` shows
-every field of every built-in); unknown fields are rejected.
+every field of every built-in); unknown fields are rejected, bad values are refused with the field
+and the reason. Files written for earlier versions (one speed, one traffic model) load unchanged:
+the top-level `ue_speed_kmh`, `traffic`, `ftp_packet_bytes` and `ftp_arrival_rate_hz` describe the
+single UE class of a scenario that lists no `ue_classes`.
 """
 from __future__ import annotations
 
@@ -18,6 +22,34 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ranpd.simulator.channel import DEPLOYMENTS, doppler_hz
 
 MAX_DOPPLER_PER_SLOT = 0.4   # fading is sampled once per slot: f_D·T_slot must stay below Nyquist
+Traffic = Literal["full_buffer", "ftp3", "small_packets"]
+# Default packet size (bytes) and per-UE arrival rate (Hz) of the bursty traffic models:
+# FTP model 3 (TR 36.814 Table A.2.1.3.1-1 / TR 38.901 §7.8 traffic: 0.5 MB files, Poisson arrivals)
+# and a small-packet model (interactive/IoT-like: 200-byte packets at 50 Hz, a modelling choice whose
+# point is TBs of a few PRBs and short code blocks).
+TRAFFIC_DEFAULTS = {"ftp3": (500_000, 2.0), "small_packets": (200, 50.0)}
+
+
+class UeClass(BaseModel):
+    """A share of a cell's UEs with one speed and one traffic model (a mixed cell has several)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "ues"
+    share: float = Field(1.0, gt=0.0, le=1.0, description="fraction of each cell's UEs")
+    ue_speed_kmh: float = Field(3.0, ge=0.0, le=500.0)
+    traffic: Traffic = "full_buffer"
+    packet_bytes: int | None = Field(None, ge=1, le=1 << 30, description="default per traffic model")
+    arrival_rate_hz: float | None = Field(None, gt=0.0, le=10_000.0, description="per-UE Poisson arrivals")
+
+    @property
+    def bursty(self) -> bool:
+        return self.traffic != "full_buffer"
+
+    def packet(self) -> tuple[int, float]:
+        """(packet bytes, arrival rate Hz) with the traffic model's defaults filled in."""
+        size, rate = TRAFFIC_DEFAULTS.get(self.traffic, (0, 0.0))
+        return (self.packet_bytes or size, self.arrival_rate_hz or rate)
 
 
 class Scenario(BaseModel):
@@ -37,6 +69,8 @@ class Scenario(BaseModel):
     bs_antenna_gain_db: float = Field(8.0, ge=0.0, le=40.0, description="incl. beamforming gain")
     ue_noise_figure_db: float = Field(7.0, ge=0.0, le=20.0)
     isd_m: float | None = Field(None, gt=0.0, description="default per environment (TR 38.901)")
+    site_layout: Literal["hex19x3", "omni7"] = Field(
+        "hex19x3", description="19 three-sector sites (TR 38.901 §7.8 calibration) or the legacy 7 omni sites")
     # Small-scale fading
     ue_speed_kmh: float = Field(3.0, ge=0.0, le=500.0)
     tdl_profile: Literal["C", "D"] = "C"
@@ -46,23 +80,32 @@ class Scenario(BaseModel):
     n_ues: int = Field(64, ge=1)
     ues_per_cell: int = Field(16, ge=1)
     ues_per_slot: int = Field(4, ge=1, description="UEs frequency-multiplexed per slot and cell")
-    traffic: Literal["full_buffer", "ftp3"] = "full_buffer"
-    ftp_packet_bytes: int = Field(500_000, ge=1, description="FTP model 3 file size (TR 36.814)")
-    ftp_arrival_rate_hz: float = Field(2.0, gt=0.0, description="per-UE Poisson file arrivals")
+    traffic: Traffic = Field("full_buffer", description="single-class traffic (when ue_classes is empty)")
+    ftp_packet_bytes: int = Field(500_000, ge=1, description="single-class packet size (FTP 3: TR 36.814)")
+    ftp_arrival_rate_hz: float = Field(2.0, gt=0.0, description="single-class per-UE Poisson arrivals")
+    ue_classes: tuple[UeClass, ...] = Field((), description="mixed cell: classes with shares summing to 1")
     scheduler: Literal["pf", "rr"] = "pf"
-    load: float = Field(0.5, ge=0.0, le=1.0, description="probability a neighbour cell transmits")
-    interference_burst_ms: float = Field(20.0, gt=0.0, description="mean neighbour busy period")
+    load: float = Field(0.5, ge=0.0, le=1.0, description="neighbour cells' mean PRB utilisation")
+    interference_model: Literal["scheduled", "onoff", "always_on"] = Field(
+        "scheduled", description="scheduled: neighbours' per-slot, per-subband PRB use through their own "
+        "fading; onoff: the legacy whole-band on/off chains (flat, unfaded); always_on: every neighbour on "
+        "every PRB, flat and unfaded (the 3GPP full-buffer convention)")
+    interference_burst_ms: float = Field(20.0, gt=0.0, description="onoff model: mean neighbour busy period")
     # CSI and HARQ timelines
     cqi_period_slots: int = Field(10, ge=1, le=320)
     cqi_delay_slots: int = Field(8, ge=1, le=320, description="reference resource to use")
     cqi_error_db: float = Field(1.0, ge=0.0, le=10.0, description="measurement error σ")
+    cqi_bias_db: float = Field(1.0, ge=0.0, le=10.0, description="σ of a static per-UE CQI bias")
     harq_processes: int = Field(16, ge=1, le=32)
     k1_slots: int = Field(4, ge=1, le=15, description="PDSCH to HARQ-ACK delay")
     max_transmissions: int = Field(4, ge=1, le=8)
+    rlc_retx_delay_ms: float = Field(20.0, ge=0.0, le=1000.0,
+                                     description="a TB lost after its last HARQ attempt is resent by RLC after this")
     # PDSCH allocation
     mcs_table: Literal[1, 2] = 2
     cqi_table: Literal[1, 2] = 2
     pdsch_symbols: int = Field(12, ge=1, le=14)
+    special_slot_dl_symbols: int = Field(10, ge=0, le=14, description="downlink symbols of a TDD S slot")
     dmrs_per_prb: int = Field(12, ge=0, le=48)
     layers: int = Field(1, ge=1, le=4)
 
@@ -78,17 +121,32 @@ class Scenario(BaseModel):
             raise ValueError("a TDD pattern needs at least one D slot")
         if 12 * self.pdsch_symbols <= self.dmrs_per_prb:
             raise ValueError("DMRS leaves no resource element for data")
-        if self.doppler_per_slot > MAX_DOPPLER_PER_SLOT:
-            raise ValueError(
-                f"{self.ue_speed_kmh} km/h at {self.carrier_ghz} GHz gives f_D·T_slot = "
-                f"{self.doppler_per_slot:.2f} > {MAX_DOPPLER_PER_SLOT}: the channel would change faster "
-                f"than one sample per slot; lower the speed or raise the numerology")
+        if self.ue_classes and abs(sum(c.share for c in self.ue_classes) - 1.0) > 1e-6:
+            raise ValueError("ue_classes shares must sum to 1")
+        for c in self.classes:
+            if doppler_hz(c.ue_speed_kmh, self.carrier_ghz) * self.slot_duration_s > MAX_DOPPLER_PER_SLOT:
+                raise ValueError(
+                    f"{c.ue_speed_kmh} km/h at {self.carrier_ghz} GHz gives f_D·T_slot = "
+                    f"{doppler_hz(c.ue_speed_kmh, self.carrier_ghz) * self.slot_duration_s:.2f} > "
+                    f"{MAX_DOPPLER_PER_SLOT}: the channel would change faster than one sample per slot; "
+                    f"lower the speed or raise the numerology")
         return self
 
     @property
+    def classes(self) -> tuple[UeClass, ...]:
+        """The UE classes; a scenario without `ue_classes` has one, from the top-level fields."""
+        if self.ue_classes:
+            return self.ue_classes
+        explicit = self.traffic == "ftp3" or {"ftp_packet_bytes", "ftp_arrival_rate_hz"} & self.model_fields_set
+        return (UeClass(ue_speed_kmh=self.ue_speed_kmh, traffic=self.traffic,
+                        packet_bytes=self.ftp_packet_bytes if explicit else None,
+                        arrival_rate_hz=self.ftp_arrival_rate_hz if explicit else None),)
+
+    @property
     def doppler_per_slot(self) -> float:
-        """Normalised Doppler f_D·T_slot (f_D = v·f_c/c)."""
-        return doppler_hz(self.ue_speed_kmh, self.carrier_ghz) * self.slot_duration_s
+        """Normalised Doppler f_D·T_slot (f_D = v·f_c/c) of the fastest UE class."""
+        fastest = max(c.ue_speed_kmh for c in self.classes)
+        return doppler_hz(fastest, self.carrier_ghz) * self.slot_duration_s
 
     @property
     def slot_duration_s(self) -> float:
@@ -114,8 +172,10 @@ class Scenario(BaseModel):
         return {
             "name": self.name, "family": self.family, "environment": self.environment,
             "carrier_ghz": self.carrier_ghz, "scs_khz": 15 * (1 << self.numerology),
-            "duplex": self.duplex, "prbs": self.cell_prbs, "speed_kmh": self.ue_speed_kmh,
-            "traffic": self.traffic, "load": self.load, "cqi_period_slots": self.cqi_period_slots,
+            "duplex": self.duplex, "prbs": self.cell_prbs,
+            "speed_kmh": "/".join(f"{c.ue_speed_kmh:g}" for c in self.classes),
+            "traffic": "/".join(c.traffic for c in self.classes), "load": self.load,
+            "interference": self.interference_model, "cqi_period_slots": self.cqi_period_slots,
             "ues": self.n_ues,
         }
 
@@ -124,6 +184,8 @@ def _builtin(name: str, family: str, description: str, **fields) -> Scenario:
     return Scenario(name=name, family=family, description=description, **fields)
 
 
+# TR 38.901 Table 7.5-6 Part-2, RMa: median delay spread 10^-7.49 s = 32 ns (LOS; NLOS 37 ns).
+RMA_DELAY_SPREAD_NS = 32.0
 _MID = dict(environment="UMa", carrier_ghz=3.5, numerology=1, cell_prbs=273, duplex="TDD")
 _LOW = dict(carrier_ghz=0.7, numerology=0, cell_prbs=52, duplex="FDD", tx_power_dbm=43.0,
             bs_antenna_gain_db=5.0, cqi_period_slots=5, cqi_delay_slots=4)
@@ -148,11 +210,16 @@ BUILTIN_SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     _builtin("uma-low-pedestrian", "low-mobility", "700 MHz FDD macro, 3 km/h, full buffer",
              environment="UMa", **_LOW),
     _builtin("rma-low-vehicular", "high-mobility", "700 MHz FDD rural, 120 km/h, LOS-rich TDL-D",
-             environment="RMa", **_LOW, ue_speed_kmh=120.0, tdl_profile="D", delay_spread_ns=100.0),
+             environment="RMa", **_LOW, ue_speed_kmh=120.0, tdl_profile="D", delay_spread_ns=RMA_DELAY_SPREAD_NS),
     _builtin("rma-low-train", "high-mobility", "700 MHz FDD rural, 250 km/h high-speed train",
-             environment="RMa", **_LOW, ue_speed_kmh=250.0, tdl_profile="D", delay_spread_ns=100.0),
+             environment="RMa", **_LOW, ue_speed_kmh=250.0, tdl_profile="D", delay_spread_ns=RMA_DELAY_SPREAD_NS),
     _builtin("umi-mmwave-pedestrian", "low-mobility", "28 GHz micro, 120 kHz SCS, 3 km/h",
              **_MMW),
+    _builtin("uma-mid-mixed", "mixed", "3.5 GHz macro: pedestrians on FTP 3, vehicles on full buffer, "
+             "small packets", **_MID, ue_classes=(
+                 UeClass(name="pedestrian-ftp3", share=0.5, ue_speed_kmh=3.0, traffic="ftp3"),
+                 UeClass(name="vehicle-full-buffer", share=0.25, ue_speed_kmh=60.0),
+                 UeClass(name="pedestrian-small-packets", share=0.25, ue_speed_kmh=3.0, traffic="small_packets"))),
 ]}
 
 FAMILIES: dict[str, list[str]] = {}
@@ -201,4 +268,5 @@ def randomized_scenario(rng: np.random.Generator) -> Scenario:
         "cqi_error_db": float(rng.uniform(0.5, 2.0)),
         "delay_spread_ns": float(np.exp(rng.uniform(np.log(30.0), np.log(1000.0)))),
         "traffic": "ftp3" if rng.uniform() < 0.25 else "full_buffer",
+        "ue_classes": (),
     })

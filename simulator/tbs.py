@@ -152,10 +152,17 @@ def ldpc_segmentation(tbs: int, code_rate: float) -> tuple[int, int, int]:
     tbs = _check_int("tbs", tbs, 1)
     if not 0.0 < code_rate < 1.0:
         raise ValueError(f"code_rate must be in (0, 1), got {code_rate!r}")
-    base_graph = 2 if (tbs <= 292 or (tbs <= SMALL_TBS_LIMIT and code_rate <= 0.67) or code_rate <= 0.25) else 1
-    max_block = BG1_MAX_CODE_BLOCK if base_graph == 1 else BG2_MAX_CODE_BLOCK
-    with_crc = tbs + (CRC_BITS if tbs > SMALL_TBS_LIMIT else SMALL_TB_CRC_BITS)
-    if with_crc <= max_block:
-        return base_graph, 1, with_crc
-    n_blocks = -(-with_crc // (max_block - CRC_BITS))
-    return base_graph, n_blocks, -(-(with_crc + CRC_BITS * n_blocks) // n_blocks)
+    graph, blocks, block_bits = ldpc_segmentation_array(np.array([tbs]), np.array([code_rate]))
+    return int(graph[0]), int(blocks[0]), int(block_bits[0])
+
+
+def ldpc_segmentation_array(tbs, code_rate) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`ldpc_segmentation` element-wise over arrays (int64 base graph, C, K'); inputs unchecked."""
+    tbs, code_rate = np.broadcast_arrays(np.asarray(tbs, np.int64), np.asarray(code_rate, np.float64))
+    base_graph = np.where((tbs <= 292) | ((tbs <= SMALL_TBS_LIMIT) & (code_rate <= 0.67)) | (code_rate <= 0.25),
+                          2, 1)
+    max_block = np.where(base_graph == 1, BG1_MAX_CODE_BLOCK, BG2_MAX_CODE_BLOCK)
+    with_crc = tbs + np.where(tbs > SMALL_TBS_LIMIT, CRC_BITS, SMALL_TB_CRC_BITS)
+    n_blocks = np.where(with_crc <= max_block, 1, -(-with_crc // (max_block - CRC_BITS)))
+    block_bits = np.where(n_blocks == 1, with_crc, -(-(with_crc + CRC_BITS * n_blocks) // n_blocks))
+    return base_graph.astype(np.int64), n_blocks.astype(np.int64), block_bits.astype(np.int64)

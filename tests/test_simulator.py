@@ -44,7 +44,7 @@ def test_mcs_thresholds_rise_and_sit_on_published_calibration(table):
 
 
 def _flat_channel_simulation(sinr_db: float) -> Simulation:
-    scenario = VEHICULAR.model_copy(update={"cqi_error_db": 0.0, "n_subbands": 1})
+    scenario = VEHICULAR.model_copy(update={"cqi_error_db": 0.0, "cqi_bias_db": 0.0, "n_subbands": 1})
     sim = Simulation(scenario, seed=0, n_ues=16)
     sim._sinr = lambda ue, slot: np.full((np.size(ue), 1), 10 ** (sinr_db / 10))
     return sim
@@ -63,7 +63,8 @@ def test_cqi_reported_at_an_sinr_gives_ten_percent_bler_when_used_there(cqi):
     reported = sim._measure_cqi(np.arange(4), 0)
     assert np.all(reported == cqi)
     mcs = cqi_to_mcs_map(2, 2)[cqi]
-    used = phy.transport_block_bler(sinr_db, sim._threshold[mcs], sim._cb_bits[mcs], sim._n_cb[mcs])
+    _, n_cb, cb_bits = sim.transport_block(sim.prbs_per_ue, mcs)
+    used = phy.transport_block_bler(sinr_db, sim._threshold[mcs], cb_bits, n_cb)
     assert 0.06 <= used <= 0.1
 
 
@@ -103,15 +104,17 @@ def test_policies_face_the_same_channel_with_the_same_seed():
     np.testing.assert_array_equal(a.known_cqi, b.known_cqi)
 
 
-def test_no_new_transmission_decisions_on_uplink_slots():
-    sim = Simulation(BUILTIN_SCENARIOS["uma-mid-pedestrian"], seed=0)  # TDD DDDSU
+def test_pdsch_on_downlink_and_special_slots_never_on_uplink_slots():
+    sim = Simulation(BUILTIN_SCENARIOS["uma-mid-pedestrian"], seed=0)  # TDD DDDSU, S = 10 downlink symbols
     report = sim.reset()
     decided = []
     for _ in range(20):
         decided.append(report.n_decisions)
         report = sim.step(np.full(report.n_decisions, 5)).report
-    assert all(decided[t] == 0 for t in range(20) if t % 5 in (3, 4))
-    assert all(decided[t] > 0 for t in range(20) if t % 5 < 3)
+    assert all(decided[t] == 0 for t in range(20) if t % 5 == 4)
+    assert all(decided[t] > 0 for t in range(20) if t % 5 < 4)
+    # The S slot's PDSCH has 8 symbols instead of 12: a smaller TB on the same PRBs.
+    assert sim.transport_block(68, 5, special_slot=True)[0] < sim.transport_block(68, 5)[0]
 
 
 def test_harq_retransmits_until_max_then_counts_residual_error():
