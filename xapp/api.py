@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 from prometheus_client import disable_created_metrics
 from pydantic.json_schema import models_json_schema
+from starlette.routing import Match
 
 from ranpd.xapp.limits import BodyLimit
 from ranpd.xapp.model_store import ModelStore
@@ -45,7 +47,17 @@ def create_app(service: XappService) -> FastAPI:
     app.add_middleware(BodyLimit, limit_for=lambda method, path: model_body if (
         method == "PUT" and path == MODEL_PATH) else settings.max_body_bytes)
     app.openapi = lambda: _openapi(app)
+    app.add_exception_handler(405, _method_not_allowed)
     return app
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """405 with `Allow` naming every method of the path (RFC 9110 §15.5.6); Starlette names only
+    those of the first route that matches it."""
+    methods = sorted({method for route in request.app.routes
+                      if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE
+                      for method in route.methods})
+    return JSONResponse({"detail": "Method Not Allowed"}, 405, headers={"Allow": ", ".join(methods)})
 
 
 def _openapi(app: FastAPI) -> dict:
@@ -57,6 +69,9 @@ def _openapi(app: FastAPI) -> dict:
         components = document.setdefault("components", {}).setdefault("schemas", {})
         for name, schema in schemas.get("$defs", {}).items():
             components.setdefault(name, schema)
+        cap = app.state.service.settings.max_indication_ues       # as configured, not a constant
+        for name in ("cqi", "harq", "ues"):
+            components["DecideRequest"]["properties"][name]["maxItems"] = cap
         app.openapi_schema = document
     return app.openapi_schema
 

@@ -7,12 +7,12 @@ codec validation and decision path as the E2 server, and the same UE cap
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from google.protobuf.message import DecodeError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from ranpd.proto import e2ap_pb2 as e2
 from ranpd.proto import e2sm_la_pb2, la_codec
@@ -24,44 +24,53 @@ from ranpd.xapp.state import UeStateStore
 router = APIRouter(prefix="/ric/v1", tags=["decide"])
 UNPROCESSABLE = 422   # (starlette renamed the constant; the code is what counts)
 PROTOBUF = "application/x-protobuf"
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 7.0 as an integer (2020-12 §6.1.1 of the validation vocabulary)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Int = Annotated[int, BeforeValidator(_integral)]
+Table = Annotated[Literal[1, 2], BeforeValidator(_integral)]
 UeId = Field(ge=0, lt=1 << 32)
 
 
 class _Strict(BaseModel):
-    """Unknown fields and wrong JSON types (e.g. `false` for a number) are refused."""
+    """Unknown fields and wrong JSON types (`false` or "5" for a number) are refused."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class CqiReport(_Strict):
-    ue: int = UeId
-    value: int = Field(ge=0, le=la_codec.MAX_CQI, description="wideband CQI (TS 38.214 §5.2.2.1)")
-    age_slots: int = Field(0, ge=0, lt=1 << 32, description="slots since the CSI reference resource")
+    ue: Int = UeId
+    value: Int = Field(ge=0, le=la_codec.MAX_CQI, description="wideband CQI (TS 38.214 §5.2.2.1)")
+    age_slots: Int = Field(0, ge=0, lt=1 << 32, description="slots since the CSI reference resource")
 
 
 class HarqFeedback(_Strict):
-    ue: int = UeId
+    ue: Int = UeId
     ack: bool
-    mcs: int = Field(ge=0, le=la_codec.MAX_MCS_INDEX, description="MCS of the acknowledged transmission")
-    tbs: int = Field(0, ge=0, lt=1 << 32, description="transport block size, bits")
-    tx: int = Field(1, ge=1, le=la_codec.MAX_HARQ_TX, description="transmission number, 1 = first")
-    process: int = Field(0, ge=0, le=la_codec.MAX_HARQ_PROCESS)
+    mcs: Int = Field(ge=0, le=la_codec.MAX_MCS_INDEX, description="MCS of the acknowledged transmission")
+    tbs: Int = Field(0, ge=0, lt=1 << 32, description="transport block size, bits")
+    tx: Int = Field(1, ge=1, le=la_codec.MAX_HARQ_TX, description="transmission number, 1 = first")
+    process: Int = Field(0, ge=0, le=la_codec.MAX_HARQ_PROCESS)
 
 
 class ScheduledUe(_Strict):
-    ue: int = UeId
-    prbs: int = Field(ge=1, le=la_codec.MAX_PRBS)
-    layers: int = Field(1, ge=1, le=la_codec.MAX_LAYERS)
-    buffer_bytes: int = Field(0, ge=0, le=la_codec.MAX_INT64)
+    ue: Int = UeId
+    prbs: Int = Field(ge=1, le=la_codec.MAX_PRBS)
+    layers: Int = Field(1, ge=1, le=la_codec.MAX_LAYERS)
+    buffer_bytes: Int = Field(0, ge=0, le=la_codec.MAX_INT64)
 
 
 class DecideRequest(_Strict):
     """One LA indication. Each list holds at most `max_indication_ues` entries (default 4096) and
     names a UE at most once."""
 
-    slot: int = Field(ge=0, le=la_codec.MAX_SLOT)
-    mcs_table: Literal[1, 2] = Field(2, description="TS 38.214 Table 5.1.3.1-1 (1) or -2 (2)")
-    cqi_table: Literal[1, 2] = Field(2, description="TS 38.214 Table 5.2.2.1-2 (1) or -3 (2)")
+    slot: Int = Field(ge=0, le=la_codec.MAX_SLOT)
+    mcs_table: Table = Field(2, description="TS 38.214 Table 5.1.3.1-1 (1) or -2 (2)")
+    cqi_table: Table = Field(2, description="TS 38.214 Table 5.2.2.1-2 (1) or -3 (2)")
     cqi: list[CqiReport] = Field(default_factory=list)
     harq: list[HarqFeedback] = Field(default_factory=list)
     ues: list[ScheduledUe] = Field(description="UEs scheduled for a new transmission: one MCS each")

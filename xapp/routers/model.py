@@ -29,7 +29,7 @@ class ModelUpload(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     card: ModelCard
-    onnx_base64: str = Field(description="the ONNX file, base64 (RFC 4648 §4)")
+    onnx_base64: str = Field(description="the ONNX file, base64 (RFC 4648 §4)", pattern=r"^[A-Za-z0-9+/]*={0,2}$")
 
 
 class Latency(BaseModel):
@@ -101,7 +101,7 @@ async def put_model(request: Request, service: XappService = Depends(get_service
         raise unprocessable(exc)
     try:
         onnx_bytes = base64.b64decode(upload.onnx_base64, validate=True)
-    except binascii.Error as exc:
+    except (binascii.Error, ValueError) as exc:
         raise HTTPException(UNPROCESSABLE, [{"loc": ["body", "onnx_base64"], "msg": f"not base64: {exc}",
                                              "type": "value_error"}])
     limit = service.settings.max_model_bytes
