@@ -9,13 +9,17 @@ BENCHMARKS = {
     "sim": "ranpd.simulator.bench:bench_sim",
     "xapp": "ranpd.xapp.bench:bench_xapp",
     "student": "ranpd.training.bench:bench_student",
+    "sensitivity": "ranpd.training.sensitivity:bench_sensitivity",
     "soak": "ranpd.cli.soak:bench_soak",
+    "fuzz": "ranpd.xapp.fuzz:fuzz_command",
 }
 SUMMARIES = {
     "sim": "Simulator speed in UE-slots per second on one core.",
     "xapp": "Indication -> control round trip over loopback, per-stage split, max rate.",
     "student": "Student size and onnxruntime inference p50/p99 at batch 1 and 64.",
+    "sensitivity": "ILLA, OLLA, best OLLA and a model under each interference model: where gains come from.",
     "soak": "xApp under N cells for minutes: per-cell fallback and RTT, RSS growth, fd drift.",
+    "fuzz": "E2 codecs and handlers under mutated frames and structure-aware envelopes: crashes, causes.",
 }
 
 

@@ -114,8 +114,8 @@ class E2Session:
         if self.node_id is None and not self.admit(self):
             return self.error(e2.CAUSE_OVERLOAD, "xApp at its limit of set-up E2 nodes", tid)
         if self.node_id is not None:                  # E2AP §8.3.1: a new setup starts afresh
-            log.info("E2 %s (%s) set up again as %s: session reset", wire(self.node_id), self.peer,
-                     wire(node_id))
+            self.service.log_limiter.log(logging.INFO, "setup again", "E2 %s (%s) set up again as %s: "
+                                         "session reset", wire(self.node_id), self.peer, wire(node_id))
         self._reset()
         accepted, rejected = [], []
         for function in request.ran_functions:
@@ -127,8 +127,9 @@ class E2Session:
                                                         cause=e2.CAUSE_UNKNOWN_RAN_FUNCTION))
         self.node_id, self.ran_functions = node_id, set(accepted)
         self.node_label = self.service.node_labels(node_id)
-        log.info("E2 setup from %s (%s): RAN functions accepted %s, rejected %s", wire(node_id),
-                 self.peer, accepted, [r.ran_function_id for r in rejected][:16])
+        self.service.log_limiter.log(logging.INFO, f"setup {self.node_label}", "E2 setup from %s (%s): RAN functions accepted "
+                                     "%s, rejected %s", wire(node_id), self.peer, accepted,
+                                     [r.ran_function_id for r in rejected][:16])
         return self._reply(e2.E2SetupResponse(global_ric_id=self.service.settings.ric_id,
                                               accepted_ran_function_ids=accepted, rejected=rejected), tid)
 
@@ -280,8 +281,9 @@ class E2Session:
         return []
 
     def on_reset(self, request: e2.ResetRequest, tid: int, _: int) -> list[bytes]:
-        log.info("E2 %s reset (%s): dropping %d subscriptions and %d UE contexts", wire(self.node_id),
-                 cause_name(request.cause), len(self.subscriptions), len(self.store or ()))
+        self.service.log_limiter.log(logging.INFO, "reset", "E2 %s reset (%s): dropping %d subscriptions "
+                                     "and %d UE contexts", wire(self.node_id), cause_name(request.cause),
+                                     len(self.subscriptions), len(self.store or ()))
         self._reset()
         return self._reply(e2.ResetResponse(), tid)
 

@@ -10,10 +10,12 @@ LATENCY_BUCKETS = (5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 2
 STAGES = ("decode", "observation", "inference", "encode", "total")
 
 
+_CAUSE_NAMES = {value: name.removeprefix("CAUSE_").lower() for name, value in e2ap_pb2.Cause.items()}
+
+
 def cause_name(cause: int) -> str:
     """Metric label of a cause; values outside the enum (open in proto3) are all "unknown"."""
-    return e2ap_pb2.Cause.Name(cause).removeprefix("CAUSE_").lower() if cause in e2ap_pb2.Cause.values() \
-        else "unknown"
+    return _CAUSE_NAMES.get(cause, "unknown")
 
 
 class XappMetrics:
