@@ -13,13 +13,17 @@ from ranpd.simulator.scenarios import BUILTIN_SCENARIOS, load_scenario
 from ranpd.simulator.tbs import ldpc_segmentation, transport_block_size
 
 KPI_LABELS = {
-    "throughput_mbps": "mean UE throughput (Mbit/s)",
+    "throughput_mbps": "mean UE goodput (Mbit/s)",
     "throughput_p5_mbps": "5th-percentile UE throughput (Mbit/s)",
     "cell_throughput_mbps": "cell throughput (Mbit/s)",
     "spectral_efficiency": "spectral efficiency (bit/s/Hz/cell)",
     "bler_first_tx": "first-transmission BLER",
     "bler_residual": "residual BLER",
     "mean_mcs": "mean MCS",
+    "rlc_resends": "TBs resent by RLC",
+    "upt_mbps": "user-perceived throughput, packets (Mbit/s)",
+    "packet_delay_p50_ms": "packet delay p50 (ms)",
+    "packet_delay_p95_ms": "packet delay p95 (ms)",
 }
 
 
@@ -35,6 +39,13 @@ def load_scenario_or_fail(name_or_path: str):
         raise click.BadParameter(str(exc), param_hint="--scenario") from exc
 
 
+def _cell(value) -> str:
+    """A KPI as table text: counts as integers, n/a where the KPI does not apply."""
+    if value is None:
+        return "n/a"
+    return f"{value:d}" if isinstance(value, int) else f"{value:.3f}"
+
+
 def kpi_table(title: str, columns: dict[str, dict]) -> Table:
     """A KPI table with one column per run (e.g. per policy)."""
     table = Table(title=title)
@@ -42,7 +53,7 @@ def kpi_table(title: str, columns: dict[str, dict]) -> Table:
     for name in columns:
         table.add_column(name, justify="right")
     for key, label in KPI_LABELS.items():
-        table.add_row(label, *(f"{kpis[key]:.3f}" for kpis in columns.values()))
+        table.add_row(label, *(_cell(kpis.get(key)) for kpis in columns.values()))
     return table
 
 
