@@ -241,3 +241,84 @@ def test_persisted_model_is_served_after_a_restart(model_path, tmp_path):
     (settings.model_dir / "state.json").write_text("{not json")
     with pytest.raises(ModelError, match="unreadable"):
         load_configured_model(settings)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` and that run the model check (from /proc)."""
+    from pathlib import Path
+
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"ranpd.xapp.model_check" in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_xapp_while_an_endless_model_is_being_validated(model_path, tmp_path):
+    """Upload a never-ending model to a real `ranpd xapp` process (validation timeout 120 s),
+    then SIGTERM it mid-validation: the xApp exits promptly and takes the validation along."""
+    import base64
+    import contextlib
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    import httpx
+
+    env = {**os.environ, "RANPD_XAPP_ADMIN_TOKEN": "t", "RANPD_XAPP_MODEL_CHECK_TIMEOUT_S": "120",
+           "RANPD_XAPP_MODEL_PATH": str(model_path), "RANPD_XAPP_LOG_LEVEL": "warning"}
+    xapp = subprocess.Popen([sys.executable, "-c", "from ranpd.cli import main; main()", "xapp", "--e2-port", "0",
+                             "--http-port", "0"],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        port = None
+        for line in xapp.stderr:
+            if match := re.search(r"REST http://[^:]+:(\d+)", line):
+                port = int(match.group(1))
+                break
+        assert port, "the xApp did not start"
+        data, card = with_card(endless_loop_model())
+        body = {"card": card.model_dump(mode="json"), "onnx_base64": base64.b64encode(data).decode()}
+
+        def upload():
+            with contextlib.suppress(httpx.HTTPError):      # the xApp goes away mid-request
+                httpx.put(f"http://127.0.0.1:{port}/ric/v1/model", json=body, headers={"Authorization": "Bearer t"},
+                          timeout=60)
+        threading.Thread(target=upload, daemon=True).start()
+        deadline = time.monotonic() + 20
+        while not (checks := _children(xapp.pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert checks, "no validation process was started"
+        time.sleep(1.0)                            # the check is now inside the endless inference
+        t0 = time.monotonic()
+        xapp.send_signal(signal.SIGTERM)
+        xapp.wait(timeout=30)
+        stopped_s = time.monotonic() - t0
+        deadline = time.monotonic() + 5
+        while not all(_gone(pid) for pid in checks) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(_gone(pid) for pid in checks), "the validation outlived the xApp"
+        print(f"SIGTERM -> exit in {stopped_s:.1f} s")
+        assert stopped_s < 20, stopped_s
+    finally:
+        if xapp.poll() is None:
+            xapp.kill()
+            xapp.wait()
