@@ -413,8 +413,8 @@ class E2Node:
         olla.reset(sim.n_ues, sim.mcs_table, sim.cqi_table)
         report = sim.reset()
         start = time.monotonic()
-        period_slots = max(1, round(self.kpm_period_ms * 1e-3 / sim.slot_duration_s))
-        collector = KpmCollector(period_slots, sim.slot_duration_s) if self.kpm_period_ms else None
+        collector = KpmCollector(max(1, round(self.kpm_period_ms * 1e-3 / sim.slot_duration_s)),
+                                 sim.slot_duration_s) if self.kpm_period_ms else None
         counted = (0, 0)            # (scheduled, fallbacks) at the start of the KPM period
         try:
             for i in range(slots):
@@ -427,7 +427,7 @@ class E2Node:
                 report = sim.step(self.decide(report, olla)).report
                 if collector is not None:
                     collector.add(report)
-                    if collector.slots == period_slots:
+                    if collector.slots == collector.period_slots:
                         self._send_kpm(collector, counted)
                         counted = (self.stats.scheduled, self.stats.fallbacks)
         finally:
