@@ -202,8 +202,7 @@ class Simulation:
         self._rlc_delay = int(round(sc.rlc_retx_delay_ms * 1e-3 / sc.slot_duration_s))
 
         table = MCS_TABLES[sc.mcs_table]
-        self._threshold = phy.mcs_sinr_threshold_db(table)
-        self._beta = phy.eesm_beta(table.efficiency)
+        self._curves = phy.mcs_curves(sc.mcs_table)
         self.max_mcs = table.size - 1
 
         # CQI definition on a reference allocation: an equal share of the carrier in a D slot.
@@ -212,8 +211,7 @@ class Simulation:
         n_re_alloc = n_re(self.prbs_per_ue, sc.pdsch_symbols, sc.dmrs_per_prb)
         cqi_tbs = tbs_from_n_info(n_re_alloc * cqi.code_rate[1:] * cqi.qm[1:] * sc.layers, cqi.code_rate[1:])
         _, self._cqi_n_cb, self._cqi_cb_bits = ldpc_segmentation_array(cqi_tbs, cqi.code_rate[1:])
-        self._cqi_threshold = phy.bler10_sinr_db(cqi.efficiency[1:])
-        self._cqi_beta = phy.eesm_beta(cqi.efficiency[1:])
+        self._cqi_curves = phy.cqi_curves(sc.cqi_table)
         self._illa_efficiency = table.efficiency[cqi_to_mcs_map(sc.mcs_table, sc.cqi_table)]  # gNB's rate estimate
         self._cqi_phase = drop_rng.integers(sc.cqi_period_slots, size=n)
         self.reset()
@@ -284,9 +282,9 @@ class Simulation:
         """38.214 §5.2.2.1: the highest CQI whose TBLER on the reference resource is <= 0.1, as a UE
         with a static bias and a measurement error on its effective SINR estimates it."""
         sinr = self._sinr(ue, reference_slot)
-        eff_db = phy.eesm_db(sinr[:, None, :], self._cqi_beta[None, :])
+        eff_db = phy.eesm_db(sinr[:, None, :], self._cqi_curves.beta[None, :])
         eff_db += (self._cqi_bias_db[ue] + self.scenario.cqi_error_db * self._csi_rng.standard_normal(ue.size))[:, None]
-        bler = phy.transport_block_bler(eff_db, self._cqi_threshold, self._cqi_cb_bits, self._cqi_n_cb)
+        bler = self._cqi_curves.tbler(eff_db, np.arange(15), self._cqi_cb_bits, self._cqi_n_cb)
         ok = bler <= 0.1
         return np.where(ok.any(axis=1), 15 - np.argmax(ok[:, ::-1], axis=1), 0)
 
@@ -454,10 +452,9 @@ class Simulation:
         flat = self._tb.reshape(-1)
         stride = self._tb[0, 0].size                                   # TBS -> code blocks -> block bits
         sinr = self._sinr(ue, t)
-        eff = 10 ** (phy.eesm_db(sinr, self._beta[tx_mcs]) / 10)
+        eff = 10 ** (phy.eesm_db(sinr, self._curves.beta[tx_mcs]) / 10)
         acc = np.concatenate([np.zeros(new.size), old["acc"]]) + eff          # chase combining
-        bler = phy.transport_block_bler(10 * np.log10(acc), self._threshold[tx_mcs],
-                                        flat[tb + 2 * stride], flat[tb + stride])
+        bler = self._curves.tbler(10 * np.log10(acc), tx_mcs, flat[tb + 2 * stride], flat[tb + stride])
         ack = self._decode_rng.random(self.n_ues)[ue] >= bler
         tx_bits = np.concatenate([bits, old["bits"]])
 

@@ -75,8 +75,8 @@ class Olla(_CqiTracker):
     def reset(self, n_ues: int, mcs_table: int, cqi_table: int) -> None:
         super().reset(n_ues, mcs_table, cqi_table)
         self.offset_db = np.zeros(n_ues)
-        self._cqi_sinr = phy.cqi_sinr_estimate_db(cqi_table)
-        self._mcs_threshold = phy.mcs_sinr_threshold_db(MCS_TABLES[mcs_table])
+        self._cqi_sinr = phy.cqi_bler10_sinr_db(cqi_table)
+        self._mcs_threshold = phy.mcs_bler10_sinr_db(mcs_table)
 
     def update(self, report: SlotReport) -> None:
         """Step the offset on first-transmission HARQ feedback."""
