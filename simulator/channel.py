@@ -331,15 +331,17 @@ def neighbour_occupancy_traces(load: float, n_subbands: int, n_traces: int, n_sa
     """Which subbands each neighbour cell occupies in each slot: bool [traces, samples, subbands].
 
     Each trace is one neighbour with its own traffic: an alternating renewal process of busy and
-    idle periods with lognormal durations (median `median_burst_ms`, log-σ `burst_sigma`: with the
-    defaults 1% of bursts last < 1 ms and 1% > 1 s), the heavy-tailed on/off source model of
-    Willinger et al., IEEE/ACM ToN 5(1), 1997. While busy, its scheduler gives each subband to data
-    with probability `fill` independently every slot (slot-level churn: the occupied subset changes
-    every slot, so interference is frequency-selective); idle, it sends nothing. fill = max(busy_fill,
-    load) and P(busy) = load / fill, so the long-run PRB utilisation is `load`: load 1 is the
-    TR 38.901 §7.8 / TR 36.814 full-buffer convention (all PRBs always), load 0 no interference.
-    busy_fill < 1 stands for bursts that do not fill the band (small packets, tails of FTP model 3
-    files, TR 36.814 Annex A.2.1.3); it is a modelling choice, not calibrated against measurements.
+    idle periods with heavy-tailed durations, the on/off source model of Willinger, Taqqu, Sherman
+    and Wilson (IEEE/ACM Trans. Netw. 5(1), 1997), here lognormal (median `median_burst_ms`, log-σ
+    `burst_sigma`: with the defaults 1% of bursts last < 1 ms and 1% > 1 s). While busy, its
+    scheduler gives each subband to data with probability `fill` independently every slot
+    (slot-level churn: the occupied subset changes every slot, so interference is
+    frequency-selective); idle, it sends nothing. fill = max(busy_fill, load) and P(busy) =
+    load / fill, so the long-run PRB utilisation is `load`: load 1 is the full-buffer convention of
+    the 3GPP calibrations (every cell on every PRB, as in the TR 38.901 §7.8.1 geometry), load 0 no
+    interference. busy_fill < 1 stands for bursts that do not fill the band (small packets, the
+    tails of the files of 3GPP's FTP traffic models); it is a modelling choice, not calibrated
+    against measurements. Read traces with `read_traces`; they are cached and read-only.
     """
     if load <= 0.0 or load >= 1.0:
         out = np.full((n_traces, n_samples, n_subbands), load >= 1.0)
