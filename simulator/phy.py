@@ -19,8 +19,9 @@ Calibrated curves: `BlerCurves` (with `mcs_curves`, `cqi_curves`, `mcs_bler10_si
   Abstraction for System-Level Simulations of 5G Networks", IEEE ICC 2020). A logistic is fitted to
   each curve, x50 and s are made non-increasing in K per (Qm, R), the reference's trend
   (`ranpd.simulator.calibration.bler_reference`, which regenerates the files). Between reference sizes
-  x50 and s are linear in log2 K; gaps over an octave and sizes beyond a row's reference take the
-  shape of the nearest row that has them (same Qm first), continuous at the edge (`load_reference`).
+  x50 is linear in log K and s a power law in K (s ∝ K^-1/2 is the finite-length scaling); sizes
+  beyond a row's reference take the shape of the nearest row that has them (same Qm first, then
+  nearest Qm·R), continuous at the edge: LDPC codes of neighbouring rates share the K-dependence.
 - Rows off the MCS tables (CQI 1 of table 1, R = 78/1024): the gap x50 - Shannon bound, s and β
   interpolate linearly in R within the modulation and hold beyond its ends.
 - β: 5G-LENA's BetaTable1/BetaTable2 (same files), EESM calibrated on TDL-A/TDL-D, 30-316 ns delay
@@ -29,7 +30,7 @@ Calibrated curves: `BlerCurves` (with `mcs_curves`, `cqi_curves`, `mcs_bler10_si
 - Fit quality against the reference points (simulator/data/bler_reference_points.csv), model at each
   reference curve's K, over the curves that bracket the BLER in question:
   10% point |error| median 0.054 dB, p90 0.17, max 1.20 (1588 curves); 90%->10% width median 0.019 dB,
-  p90 0.068, max 0.29 (1489); 1% point median 0.12 dB, p90 0.31, max 1.13, mean +0.12 (1454: the
+  p90 0.068, max 0.30 (1489); 1% point median 0.12 dB, p90 0.31, max 1.13, mean +0.12 (1454: the
   logistic's tail is a little heavier, so the model is ~0.1 dB pessimistic at 1%). The largest
   errors are high-rate blocks under ~900 bits where neighbouring reference sizes differ by ~1 dB.
 - Resulting widths (90%->10%): 0.44-0.89 dB at K = 2000 for R <= 0.9 (0.51-0.78 dB in the LDPC run of
@@ -154,7 +155,6 @@ def transport_block_bler(sinr_db, threshold_db, code_block_bits, n_code_blocks) 
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 _GRID_STEP = 1.0 / 32.0  # octaves of K between grid nodes
-_MAX_GAP = 1.0  # octaves between reference sizes beyond which a gap is bridged by a donor's shape
 LOG2K_GRID = np.arange(np.log2(24.0), np.log2(LONG_CODE_BLOCK_BITS) + _GRID_STEP, _GRID_STEP)
 
 
@@ -183,28 +183,9 @@ def _donor(a: int, eligible: np.ndarray, se: np.ndarray, qm: np.ndarray) -> int 
     return int(cands[np.lexsort((np.abs(se[cands] - se[a]), qm[cands] != qm[a]))[0]]) if cands.size else None
 
 
-def _bridge(x50: np.ndarray, scale: np.ndarray, nodes: list[tuple[np.ndarray, ...]], se: np.ndarray,
-            qm: np.ndarray) -> None:
-    """Fills, in place, an anchor's gaps wider than _MAX_GAP octaves between reference sizes K1 < K2 with
-    the shape of the nearest anchor sampled densely over [K1, K2]: x50 = x50(K1) + t·(x50(K2) − x50(K1))
-    with t the donor's fraction of its own change (log s likewise); linear in log K without a donor."""
-    for a, (k, x, s) in enumerate(nodes):
-        for i in np.flatnonzero(np.diff(k) > _MAX_GAP):
-            k1, k2 = k[i], k[i + 1]
-            dense = np.array([kb[0] <= k1 and kb[-1] >= k2 and np.diff(kb[(kb >= k1) & (kb <= k2)]).max(
-                initial=np.inf) <= _MAX_GAP for kb, _, _ in nodes])
-            gap = (LOG2K_GRID > k1) & (LOG2K_GRID < k2)
-            b = _donor(a, dense, se, qm)
-            for own, grid, log in ((x, x50, False), (s, scale, True)):
-                ends = np.log(own[i:i + 2]) if log else own[i:i + 2]
-                t = (LOG2K_GRID[gap] - k1) / (k2 - k1)
-                if b is not None:
-                    donor = np.interp(np.r_[k1, LOG2K_GRID[gap], k2], nodes[b][0], nodes[b][2 if log else 1])
-                    donor = np.log(donor) if log else donor
-                    if donor[-1] != donor[0]:
-                        t = (donor[1:-1] - donor[0]) / (donor[-1] - donor[0])
-                value = ends[0] + t * (ends[1] - ends[0])
-                grid[a, gap] = np.exp(value) if log else value
+def _between(k: np.ndarray, x: np.ndarray, s: np.ndarray, at) -> tuple[np.ndarray, np.ndarray]:
+    """x50 linear and s a power law in K between reference sizes (s ∝ K^-1/2 at finite length)."""
+    return np.interp(at, k, x), np.exp(np.interp(at, k, np.log(s)))
 
 
 def _extend(x50: np.ndarray, scale: np.ndarray, nodes: list[tuple[np.ndarray, ...]], se: np.ndarray,
@@ -226,16 +207,15 @@ def _extend(x50: np.ndarray, scale: np.ndarray, nodes: list[tuple[np.ndarray, ..
         if b is None:
             x50[a, out], scale[a, out] = x_edge, s_edge
             continue
-        k_b, x_b, s_b = nodes[b]
-        x50[a, out] = x_edge + x50[b, out] - np.interp(edge[a], k_b, x_b)
-        scale[a, out] = s_edge * scale[b, out] / np.interp(edge[a], k_b, s_b)
+        x_b, s_b = _between(*nodes[b], edge[a])
+        x50[a, out] = x_edge + x50[b, out] - x_b
+        scale[a, out] = s_edge * scale[b, out] / s_b
 
 
 def load_reference(data_dir: Path = DATA_DIR) -> Reference:
     """Anchors from bler_curves.csv (x50_mono_db, scale_mono_db per block size) and eesm_beta.csv.
 
-    Between an anchor's reference sizes x50 and s are linear in log2 K (gaps over _MAX_GAP octaves:
-    `_bridge`); beyond them, `_extend`.
+    Between an anchor's reference sizes, `_between`; beyond them, `_extend`.
     Rows repeated in both MCS tables carry identical data (the calibration script checks) and are
     taken once, from table 1.
     """
@@ -252,10 +232,9 @@ def load_reference(data_dir: Path = DATA_DIR) -> Reference:
                    fits["scale_mono_db"][mask][order])
         nodes.append((k, x, s))
         inside = (LOG2K_GRID >= k[0]) & (LOG2K_GRID <= k[-1])
-        x50[a, inside], scale[a, inside] = np.interp(LOG2K_GRID[inside], k, x), np.interp(LOG2K_GRID[inside], k, s)
+        x50[a, inside], scale[a, inside] = _between(k, x, s, LOG2K_GRID[inside])
     qm = np.array([key[0] for key in keys]).astype(np.int64)
     rate = np.array([key[1] for key in keys]) / 1024.0
-    _bridge(x50, scale, nodes, qm * rate, qm)
     for upward in (False, True):
         _extend(x50, scale, nodes, qm * rate, qm, upward)
     beta = np.array([betas["beta"][(betas["qm"] == q) & (betas["rate_x1024"] == r)][0] for q, r in keys])

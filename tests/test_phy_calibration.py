@@ -64,7 +64,7 @@ def test_fit_quality_over_the_whole_reference(points):
 def test_waterfall_is_link_level_narrow_not_the_old_guess():
     """90%→10% at K = 2000: 0.51-0.78 dB in the LDPC run of issue 7, 0.44-0.90 dB over the 5G-LENA rows
     up to R = 0.9 (wider for higher rates); the two R = 948/1024 rows have no reference near 2000 bits
-    (bridged/extended, 1.0-1.15 dB). The old logistic: 1.49 dB."""
+    (1.0-1.15 dB from sizes 640 and 4096, or extended from 928). The old logistic: 1.49 dB."""
     for t in (1, 2):
         table = MCS_TABLES[t]
         widths = 2 * LN9 * phy.mcs_curves(t).curve_db(np.arange(table.size), 2000)[1]
