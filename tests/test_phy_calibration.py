@@ -218,3 +218,11 @@ def test_the_script_parses_the_lena_layout_and_recovers_a_logistic():
     assert cbs == 3840 and s == pytest.approx(list(sinr))
     x50, scale, resid = fit_logistic(s, b)
     assert (x50, scale) == pytest.approx((5.1, 0.12), abs=1e-4) and resid < 1e-3
+
+
+@pytest.mark.parametrize("name", ["bler_curves.csv", "bler_reference_points.csv", "eesm_beta.csv"])
+def test_shipped_data_names_its_source(name):
+    header = [line for line in (phy.DATA_DIR / name).read_text().splitlines() if line.startswith("#")]
+    assert any("QiuYukang/5G-LENA" in line and "25752db92eb40f5be400ff2dde158f98322b63c8" in line
+               for line in header)
+    assert any("python3 -m ranpd.simulator.calibration.bler_reference" in line for line in header)
