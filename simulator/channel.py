@@ -15,7 +15,7 @@ and load-dependent inter-cell interference.
 - Two interference geometries and two activity models:
   * legacy (`drop_ues`, `neighbour_activity_traces`): seven omni sites; six neighbours switch the
     whole band on/off as 2-state Markov chains. Kept so old results reproduce.
-  * network (`drop_sectors`, `neighbour_occupancy_traces`, `interference_per_subband`): the
+  * network (`drop_sectors`, `neighbour_occupancy_traces`, `read_traces`, `interference_per_subband`): the
     TR 38.901 §7.8 calibration layout (19 sites x 3 sectors, Table 7.3-1 element pattern on a
     10x1 column tilted by 12°), calibrated in geometry against the 3GPP results (see
     `simulator/data/geometry_reference.csv`, `python3 -m ranpd.simulator.calibration.geometry`);
