@@ -29,7 +29,8 @@ from ranpd.training.config import EvalConfig
 from ranpd.xapp.model import OnnxPolicyModel
 
 KPI_KEYS = ("throughput_mbps", "cell_throughput_mbps", "spectral_efficiency", "bler_first_tx",
-            "bler_residual", "mean_mcs", "throughput_p5_mbps")
+            "bler_residual", "mean_mcs", "throughput_p5_mbps", "rlc_resends")
+PACKET_KPI_KEYS = ("upt_mbps", "packet_delay_p50_ms", "packet_delay_p95_ms")   # None without bursty UEs
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,9 @@ def run_jobs(jobs: list[tuple[Scenario, PolicySpec, int, EvalConfig]], workers: 
 
 def mean_kpis(runs: list[dict]) -> dict[str, Any]:
     """KPIs averaged over seeds, plus every UE's throughput pooled over seeds (for CDFs)."""
+    packet = {key: [r[key] for r in runs if r.get(key) is not None] for key in PACKET_KPI_KEYS}
     return {**{key: float(np.mean([r[key] for r in runs])) for key in KPI_KEYS},
+            **{key: float(np.mean(values)) if values else None for key, values in packet.items()},
             "ue_throughput_mbps": np.concatenate([r["ue_throughput_mbps"] for r in runs]).tolist()}
 
 

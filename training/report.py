@@ -175,6 +175,14 @@ def _mean_kpi(table, policy: str, key: str) -> float:
     return float(np.mean([row[policy][key] for row in table.values()]))
 
 
+BLER_OPTIMUM_NOTE = (
+    "The throughput-optimal first-tx BLER sits above 10%, and not because of chase combining: the teachers' reward "
+    "counts first-transmission bits only, and the best OLLA target stays near 0.3 with HARQ switched off. It comes "
+    "from the heavy-tailed SINR prediction error (CQI age and error, interference that changes between the CSI "
+    "reference and the transmission): backing off far enough to make 90% of transmissions safe costs more than the "
+    "failures it avoids. ")
+
+
 def _targets(table: dict, head: dict, nack_penalty: float = 0.0) -> list[str]:
     """The issue's targets next to what this run measured."""
     def verdict(ok: bool) -> str:
@@ -202,10 +210,8 @@ def _targets(table: dict, head: dict, nack_penalty: float = 0.0) -> list[str]:
         f"{_mean_kpi(table, 'olla', 'bler_first_tx'):.3f}, the students at {_mean_kpi(table, SINGLE, 'bler_first_tx'):.3f} "
         f"(single) and {_mean_kpi(table, MULTI, 'bler_first_tx'):.3f} (multi), with residual BLER "
         f"{_mean_kpi(table, SINGLE, 'bler_residual'):.4f} / {_mean_kpi(table, MULTI, 'bler_residual'):.4f} vs OLLA 10%'s "
-        f"{_mean_kpi(table, 'olla', 'bler_residual'):.4f}. Chase combining recovers most failed first transmissions, "
-        "so a throughput-maximising policy (the teachers' reward is delivered bits) operates above a 10% first-tx "
-        "BLER; " + ("meeting the BLER target would need a reward with a BLER penalty, which this profile does not train."
-                    if not nack_penalty else f"this profile's teachers pay a NACK penalty λ = {nack_penalty:g} "
+        f"{_mean_kpi(table, 'olla', 'bler_residual'):.4f}. " + BLER_OPTIMUM_NOTE + ("Meeting the BLER target would need a reward with a BLER penalty, which this profile does not train."
+                    if not nack_penalty else f"This profile's teachers pay a NACK penalty λ = {nack_penalty:g} "
                     "per failed first transmission to move that operating point towards 10%."),
     ]
 

@@ -93,6 +93,20 @@ def markdown(result: dict[str, Any], cfg, model_path: Path | None) -> str:
             lines.append(f"| {sc} | " + " | ".join(f"{row[p]['throughput_mbps']:.2f}" for p in policies) + " | "
                          + " | ".join(f"{row[p]['bler_first_tx']:.3f}" for p in policies)
                          + f" | {best['target_bler']:g} / {best['step_up_db']:g} dB |")
+    scheduled = result["kpis"].get("scheduled", {})
+    if scheduled:
+        lines += ["", "## Baselines on every scenario (`scheduled` interference): all KPIs", "",
+                  "| scenario | policy | goodput (Mbit/s) | p5 (Mbit/s) | BLER 1st tx | residual BLER | RLC resends "
+                  "| UPT (Mbit/s) | packet delay p50 / p95 (ms) |", "|---|---|---|---|---|---|---|---|---|"]
+        for sc, row in scheduled.items():
+            for policy in ("illa", "olla", "olla-best"):
+                k = row[policy]
+                delay = ("n/a" if k["packet_delay_p50_ms"] is None
+                         else f"{k['packet_delay_p50_ms']:.1f} / {k['packet_delay_p95_ms']:.1f}")
+                upt = "n/a" if k["upt_mbps"] is None else f"{k['upt_mbps']:.2f}"
+                lines.append(f"| {sc} | {policy} | {k['throughput_mbps']:.2f} | {k['throughput_p5_mbps']:.2f} | "
+                             f"{k['bler_first_tx']:.3f} | {k['bler_residual']:.4f} | {k['rlc_resends']:.0f} | {upt} | "
+                             f"{delay} |")
     return "\n".join(lines) + "\n"
 
 
