@@ -229,8 +229,11 @@ def test_node_sends_kpm_reports_the_xapp_counts(student):
     with _xapp(student) as running:
         result = E2Node(SCENARIO, ("127.0.0.1", running.e2_port), seed=SEED, n_ues=UES, deadline_us=2e6,
                         kpm_period_ms=5).run(300)
-        received = running.service.metrics.registry.get_sample_value(
-            "ranpd_xapp_indications_total", {"service_model": "kpm"})
+        deadline = time.monotonic() + 5      # the last report may still be in the xApp's queue
+        while (received := running.service.metrics.registry.get_sample_value(
+                "ranpd_xapp_indications_total", {"service_model": "kpm"})) < result["kpm_reports"] \
+                and time.monotonic() < deadline:
+            time.sleep(0.01)
     assert result["kpm_reports"] == 300 // 10 and result["kpm_errors"] == 0
     assert received == result["kpm_reports"]
 
