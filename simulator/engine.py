@@ -49,6 +49,7 @@ from ranpd.simulator.tables import CQI_TABLES, MCS_TABLES, SYMBOLS_PER_SLOT, cqi
 from ranpd.simulator.tbs import ldpc_segmentation_array, n_re, tbs_from_n_info, tbs_per_mcs
 
 N_TRACES = 8                         # fading traces per UE class; UEs read them at random offsets
+OCCUPANCY_SLOTS = 1 << 16            # length of the neighbour-activity traces (a power of two)
 FULL_BUFFER_BYTES = 1 << 30          # what a full-buffer UE reports as its buffer
 PF_AVERAGING_SLOTS = 100.0           # proportional-fair throughput averaging window
 PACKET_QUEUE = 64                    # packets remembered per UE for delay/UPT (older ones: dropped, counted)
@@ -146,7 +147,8 @@ class Simulation:
         # Link budget per resource element, relative to thermal noise (-174 dBm/Hz).
         h_bs, isd, d_min = sc.site
         if sc.site_layout == "hex19x3":
-            drop = drop_sectors(sc.environment, n, sc.carrier_ghz, isd, h_bs, d_min, drop_rng)
+            drop = drop_sectors(sc.environment, n, sc.carrier_ghz, isd, h_bs, d_min, drop_rng,
+                                indoor_fraction=sc.indoor_fraction)
         else:
             serving_db, neighbour_db = drop_ues(sc.environment, n, sc.carrier_ghz, isd, h_bs, d_min, drop_rng)
             drop = Drop(serving_db, neighbour_db, np.full(n, -np.inf))
@@ -176,14 +178,15 @@ class Simulation:
         self._i_trace = (self.ue_class[:, None] * N_TRACES
                          + (self._trace[:, None] % N_TRACES + 1 + np.arange(n_interferers)) % N_TRACES)
         self._i_offset = drop_rng.integers(self._trace_len, size=(n, n_interferers))
-        self._i_offset_occ = drop_rng.integers(self._trace_len, size=(n, n_interferers))
+        self._i_offset_occ = drop_rng.integers(OCCUPANCY_SLOTS, size=(n, n_interferers))
         if sc.interference_model == "scheduled":
-            self._occupancy = neighbour_occupancy_traces(sc.load, sc.n_subbands, 2 * N_TRACES, self._trace_len,
+            # Own length: neighbours' busy periods last up to seconds, longer than a fading trace.
+            self._occupancy = neighbour_occupancy_traces(sc.load, sc.n_subbands, 2 * N_TRACES, OCCUPANCY_SLOTS,
                                                          sc.slot_duration_s, trace_seeds[1])
             self._i_chain = drop_rng.integers(self._occupancy.shape[0], size=(n, n_interferers))
         elif sc.interference_model == "onoff":
             burst_slots = sc.interference_burst_ms * 1e-3 / sc.slot_duration_s
-            self._activity = neighbour_activity_traces(sc.load, burst_slots, N_TRACES, self._trace_len,
+            self._activity = neighbour_activity_traces(sc.load, burst_slots, N_TRACES, OCCUPANCY_SLOTS,
                                                        trace_seeds[1])
             # Each (UE, neighbour) follows one chain: a random trace, column j mod the chains per trace.
             self._a_trace = drop_rng.integers(N_TRACES, size=(n, n_interferers))
@@ -268,7 +271,7 @@ class Simulation:
         if model == "always_on":
             interference = self._inr_sum[ue][:, None]
         else:
-            when = (self._i_offset_occ[ue] + slot) & wrap
+            when = (self._i_offset_occ[ue] + slot) & (OCCUPANCY_SLOTS - 1)
             if model == "scheduled":
                 fading = read_traces(self._gains, self._i_trace[ue], (self._i_offset[ue] + slot) & wrap)
                 interference = interference_per_subband(

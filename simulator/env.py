@@ -15,6 +15,10 @@ import gymnasium as gym
 import numpy as np
 
 from ranpd.simulator.engine import FULL_BUFFER_BYTES, Simulation
+
+# Training episodes draw simulation seeds from here up; evaluation seeds (< 2^20) are disjoint, and every
+# seed generates its own channel traces, so evaluation never meets a channel seen in training.
+TRAINING_SEEDS_FROM = 1 << 20
 from ranpd.simulator.observation import OBS_DIM, ObservationBuilder
 from ranpd.simulator.report import SlotReport
 from ranpd.simulator.scenarios import BUILTIN_SCENARIOS, Scenario, randomized_scenario
@@ -47,7 +51,8 @@ class LinkAdaptationEnv(gym.Env):
             scenario = randomized_scenario(self.np_random)
         else:
             scenario = self.scenarios[self.np_random.integers(len(self.scenarios))]
-        self.sim = Simulation(scenario, seed=int(self.np_random.integers(2 ** 31)), n_ues=self.n_ues)
+        seed = int(self.np_random.integers(TRAINING_SEEDS_FROM, 2 ** 31))
+        self.sim = Simulation(scenario, seed=seed, n_ues=self.n_ues)
         self.builder = ObservationBuilder(self.n_ues, self.sim.mcs_table, self.sim.cqi_table)
         self._report = self.sim.reset()
         return self._observe(self._report), self._info(np.zeros(self.n_ues, bool))

@@ -71,6 +71,8 @@ class Scenario(BaseModel):
     isd_m: float | None = Field(None, gt=0.0, description="default per environment (TR 38.901)")
     site_layout: Literal["hex19x3", "omni7"] = Field(
         "hex19x3", description="19 three-sector sites (TR 38.901 §7.8 calibration) or the legacy 7 omni sites")
+    indoor_fraction: float = Field(0.0, ge=0.0, le=1.0, description="UEs indoors behind low-loss O2I "
+                                   "penetration (TR 38.901 §7.4.3); 0.8 is the §7.8 calibration mix (hex19x3 only)")
     # Small-scale fading
     ue_speed_kmh: float = Field(3.0, ge=0.0, le=500.0)
     tdl_profile: Literal["C", "D"] = "C"
