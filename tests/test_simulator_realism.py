@@ -161,3 +161,18 @@ def test_old_scenario_files_load_and_bad_values_name_the_field(tmp_path):
     bad.write_text("name: x\ncqi_bias_db: -1\n")
     with pytest.raises(ValueError, match="cqi_bias_db"):
         load_scenario(bad)
+
+
+def test_training_episodes_and_evaluation_never_share_a_seed():
+    from ranpd.simulator.env import TRAINING_SEEDS_FROM, LinkAdaptationEnv
+    from ranpd.training.config import PROFILES
+
+    env = LinkAdaptationEnv(n_ues=16, episode_slots=5)
+    drawn = []
+    for s in range(20):
+        env.reset(seed=s)
+        drawn.append(env.sim.seed)
+    assert min(drawn) >= TRAINING_SEEDS_FROM
+    for make in PROFILES.values():
+        ev = make().evaluation
+        assert max(*ev.seeds, ev.olla_tune_seed) < TRAINING_SEEDS_FROM
