@@ -210,7 +210,8 @@ def test_validation_refuses_a_model_over_the_latency_budget(model_path, tmp_path
     slow = write_synthetic_model(tmp_path / "slow.onnx", hidden=(512, 512))
     with pytest.raises(ModelError, match=r"too slow: p99 of a 64-UE inference is \d+ us"):
         OnnxPolicyModel.load(slow, limits=ModelLimits(latency_budget_us=5))
-    assert OnnxPolicyModel.load(model_path).latency.p99_us <= ModelLimits().latency_budget_us
+    assert OnnxPolicyModel.load(model_path, limits=ModelLimits()).latency.p99_us <= ModelLimits().latency_budget_us
+    assert OnnxPolicyModel.load(slow).latency is None             # offline use: latency not judged
 
 
 def test_store_persists_atomically_and_rolls_back(model_path, tmp_path):

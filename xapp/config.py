@@ -101,8 +101,8 @@ class XappSettings(BaseSettings):
                                          "killed after this long")
     model_check_memory_mb: int = Field(2048, ge=256, description="address-space cap of the validation "
                                        "process (RLIMIT_AS)")
-    model_latency_budget_us: float = Field(500.0, gt=0, description="a model is refused if the p99 of "
-                                           "its 64-UE batch inference exceeds this (one 30 kHz slot)")
+    model_latency_budget_us: float = Field(500.0, gt=0, description="a model is refused if the p99 CPU "
+                                           "time of its 64-UE batch inference exceeds this (one 30 kHz slot)")
 
     @field_validator("log_level", mode="before")
     @classmethod
