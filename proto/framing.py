@@ -124,6 +124,14 @@ class FrameDecoder:
     def push(self, data: bytes) -> None:
         self._buffer += data
 
+    def complete(self) -> bool:
+        """Whether a whole frame (or an oversized length, which `pop` raises on) is buffered."""
+        buffer, start = self._buffer, self._start
+        if len(buffer) - start < HEADER_BYTES:
+            return False
+        (length,) = _LENGTH.unpack_from(buffer, start)
+        return length > self.max_bytes or start + HEADER_BYTES + length <= len(buffer)
+
     def pop(self) -> e2ap_pb2.Envelope | FrameError | None:
         buffer, start = self._buffer, self._start
         if len(buffer) - start >= HEADER_BYTES:

@@ -162,6 +162,8 @@ def run_bench(ue_counts: list[int], n_indications: int, model_path: Path, progre
                     if not reply.HasField("ric_control_request"):
                         raise click.ClickException(f"xApp answered {reply}")
                     bar.advance(task)
+                client.close()                         # a fresh session: slots must not go backwards
+                client = _session(port, request_id)
                 t0 = time.perf_counter_ns()
                 for start in range(0, len(frames), PIPELINE_DEPTH):
                     batch = frames[start:start + PIPELINE_DEPTH]

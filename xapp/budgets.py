@@ -3,8 +3,8 @@
 `E2Limits` holds the E2 side's limits (settings `RANPD_XAPP_E2_<FIELD>`, e.g.
 RANPD_XAPP_E2_SETUP_TIMEOUT_S); the helpers below enforce the ones that are not plain numbers:
 
-- `WorkBudget`: a token bucket of E2-loop time per connection (a peer that keeps the loop busy
-  beyond its share is paused until its bucket refills; its waiting indications go stale),
+- `WorkBudget`: a token bucket of E2-loop CPU time per connection (a peer that keeps the loop
+  busy beyond its share is paused until its bucket refills; its waiting indications go stale),
 - `LabelBudget`: a bounded set of metric label values (overflow: "other"),
 - `LogLimiter`: at most a few lines per kind of event per window, then one "suppressed" count,
 - `wire`: a string from the wire, truncated and escaped for a log line (repr: no raw newlines).
@@ -38,11 +38,11 @@ class E2Limits(BaseSettings):
     max_subscriptions: int = Field(16, ge=1, description="subscriptions per connection")
     max_ran_functions: int = Field(256, ge=1, description="RAN functions in one E2 Setup (E2AP maxofRANfunctionID)")
     max_node_id_chars: int = Field(150, ge=1, description="longest global E2 node id accepted")
-    work_share: float = Field(0.5, gt=0, le=1, description="fraction of the E2 loop's time one connection "
+    work_share: float = Field(0.25, gt=0, le=1, description="fraction of the E2 loop's time one connection "
                               "may use over a second (token bucket)")
-    work_burst_s: float = Field(0.05, gt=0, description="E2-loop time one connection may use in a burst")
-    frames_per_turn: int = Field(8, ge=1, description="frames of one connection handled before the "
-                                 "others get a turn")
+    work_burst_s: float = Field(0.02, gt=0, description="E2-loop time one connection may use in a burst")
+    read_backlog_bytes: int = Field(64 << 10, ge=4096, description="buffered bytes (with a whole frame) "
+                                    "at which a connection is not read until its frames are handled")
     fallback_warn_ratio: float = Field(0.05, ge=0, le=1, description="KPM fallback share above which "
                                        "a node is counted and warned about")
     max_label_nodes: int = Field(64, ge=1, description="distinct node ids used as metric labels (rest: other)")
@@ -51,7 +51,7 @@ class E2Limits(BaseSettings):
 
 
 class WorkBudget:
-    """Token bucket of seconds of loop time: `rate` seconds per second, at most `burst` saved."""
+    """Token bucket of seconds of loop CPU time: `rate` seconds per second, at most `burst` saved."""
 
     def __init__(self, rate: float, burst: float):
         self.rate, self.burst = rate, burst

@@ -8,9 +8,12 @@ Why two loops (docs/xapp-isolation.md): a REST request (a model upload, a big de
 a slow client) never runs on the E2 loop, so it cannot hold up an E2 node's decision; the E2
 loop does nothing but E2. Within the E2 loop no peer can starve the others:
 
-- a connection is handled `frames_per_turn` frames at a time, then yields to the rest;
-- each connection has a `WorkBudget` of loop time; beyond it, it is not read until the budget
-  refills (its queued indications go stale and are dropped unanswered);
+- frames are handled one at a time, always from the connection that has used the least E2-loop
+  CPU so far (a virtual-runtime order, as Linux CFS does for threads), and the sockets are read
+  again every `SLICE_S`: a light node's indication waits for at most the one frame in progress,
+  however much a heavy peer has queued;
+- each connection has a `WorkBudget` of loop CPU time; beyond it, it is not read until the
+  budget refills (its queued indications go stale and are dropped unanswered);
 - a connection waits for E2 Setup in a bounded pre-setup pool (oldest dropped when full, and
   after `setup_timeout_s`), separate from the `max_connections` slots of set-up nodes;
 - idle, read (a frame left half-sent) and write (a peer that does not read) timeouts drop a
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import signal
 import socket
@@ -43,6 +48,8 @@ from ranpd.xapp.service import XappService, load_configured_model
 
 log = logging.getLogger(__name__)
 SWEEP_S = 0.1                   # how often timeouts are checked
+SLICE_S = 0.0002                # frames handled between two reads of the sockets
+VRUNTIME_SLACK_NS = 10_000_000  # CPU credit a connection keeps from being quiet (10 ms)
 GIL_SWITCH_S = 0.0005           # E2 and REST threads hand the GIL over at least this often
 
 
@@ -53,8 +60,8 @@ class E2Protocol(asyncio.Protocol):
         self.decoder = FrameDecoder(self.service.settings.max_frame_bytes)
         self.budget = WorkBudget(limits.work_share, limits.work_burst_s)
         self._paused: set[str] = set()        # why reading is paused: backlog, budget, write
-        self._scheduled = False
-        self.closed = False
+        self.vruntime = 0                     # E2-loop CPU ns used (the scheduler's order)
+        self.queued = self.closed = False
         now = time.monotonic()
         self.connected_at = self.last_rx = now
         self.partial_since: float | None = None
@@ -97,63 +104,58 @@ class E2Protocol(asyncio.Protocol):
 
     # -- reading, fairly -----------------------------------------------------------------------
     def _pause(self, reason: str) -> None:
-        if not self._paused:
+        if not self._paused and not self.closed:
             self.transport.pause_reading()
         self._paused.add(reason)
 
     def _resume(self, reason: str) -> None:
-        self._paused.discard(reason)
-        if not self._paused and not self.closed:
-            self.transport.resume_reading()
+        if reason in self._paused:
+            self._paused.discard(reason)
+            if not self._paused and not self.closed:
+                self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         self.last_rx = time.monotonic()
-        self.decoder.push(data)
         self._received_ns = time.perf_counter_ns()
-        if not self._scheduled and "budget" not in self._paused:
-            self._work()
+        self.decoder.push(data)
+        if self.decoder.pending > self.limits.read_backlog_bytes and self.decoder.complete():
+            self._pause("backlog")               # enough queued: the peer waits for its turn
+        self.partial_since = None if self.decoder.complete() or not self.decoder.pending else \
+            self.partial_since or self.last_rx
+        self.server.ready(self)
 
-    def _work(self) -> None:
-        """Handle up to `frames_per_turn` frames, then let the other connections run."""
-        self._scheduled = False
+    def turn(self) -> bool:
+        """Handle one frame (called by the server's scheduler); True if another is waiting."""
         if self.closed:
-            return
-        session, out, start = self.session, [], time.perf_counter_ns()
-        more = False
-        for _ in range(self.limits.frames_per_turn):
-            try:
-                item = self.decoder.pop()
-            except FrameError as exc:            # oversized: nothing to resynchronise on
-                self.transport.write(b"".join(out + session.error(exc.cause, exc.text)))
-                self.drop("oversized_frame", flush=True)
-                return
-            if item is None:
-                break
-            if isinstance(item, FrameError):
-                out += session.error(item.cause, item.text)
-            else:
-                out += self._handle(item)
-        else:
-            more = True
-        if out:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
-        self.partial_since = (self.partial_since or time.monotonic()) if self.decoder.pending else None
-        wait = self.budget.spend((time.perf_counter_ns() - start) * 1e-9)
+            return False
+        start = time.thread_time_ns()
+        try:
+            item = self.decoder.pop()
+        except FrameError as exc:                # oversized: nothing to resynchronise on
+            self.transport.write(b"".join(self.session.error(exc.cause, exc.text)))
+            self.drop("oversized_frame", flush=True)
+            return False
+        if item is not None:
+            out = self.session.error(item.cause, item.text) if isinstance(item, FrameError) else self._handle(item)
+            if out and not self.closed:
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        used = time.thread_time_ns() - start     # CPU, not wall time: load on the machine is not work
+        self.vruntime += used
+        more = self.decoder.complete()
+        if not more:
+            self._resume("backlog")
+            self.partial_since = (self.partial_since or time.monotonic()) if self.decoder.pending else None
+        wait = self.budget.spend(used * 1e-9)
         if wait > 0:
             self.service.metrics.throttled.inc()
             self._pause("budget")
             asyncio.get_running_loop().call_later(wait, self._refilled)
-        elif more:
-            self._pause("backlog")
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._work)
-        else:
-            self._resume("backlog")
+            return False
+        return more
 
     def _refilled(self) -> None:
         self._resume("budget")
-        if not self._scheduled:
-            self._work()
+        self.server.ready(self)
 
     def _handle(self, envelope: e2.Envelope) -> list[bytes]:
         session = self.session
@@ -182,10 +184,41 @@ class E2Server:
         self.service, self.limits = service, service.limits
         self.pending: OrderedDict[E2Protocol, None] = OrderedDict()   # waiting for E2 Setup
         self.nodes: set[E2Protocol] = set()                           # set up
+        self._heap: list = []                                          # (vruntime, seq, protocol)
+        self._seq = itertools.count()
+        self._min_vruntime = 0
+        self._scheduled = False
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="xapp-e2", daemon=True)
         self.port = 0
+
+    # -- scheduling (called on the E2 loop) ----------------------------------------------------
+    def ready(self, protocol: E2Protocol) -> None:
+        """Queue a connection that has a frame to handle, ordered by the CPU it has used."""
+        if protocol.queued or protocol.closed or "budget" in protocol._paused or not protocol.decoder.pending:
+            return
+        protocol.vruntime = max(protocol.vruntime, self._min_vruntime - VRUNTIME_SLACK_NS)
+        heapq.heappush(self._heap, (protocol.vruntime, next(self._seq), protocol))
+        protocol.queued = True
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._serve_ready)
+
+    def _serve_ready(self) -> None:
+        """Handle frames, least-served connection first, for one slice; then let the loop read
+        the sockets again, so a frame that just arrived from a light node is next."""
+        self._scheduled = False
+        end = time.perf_counter() + SLICE_S
+        while self._heap and time.perf_counter() < end:
+            vruntime, _, protocol = heapq.heappop(self._heap)
+            protocol.queued = False
+            self._min_vruntime = vruntime
+            if protocol.turn():
+                self.ready(protocol)
+        if self._heap and not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._serve_ready)
 
     # -- connection slots (called on the E2 loop) ----------------------------------------------
     def admit(self, protocol: E2Protocol) -> bool:
