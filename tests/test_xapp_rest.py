@@ -310,3 +310,15 @@ def test_upload_persists_and_rolls_back(paths, tmp_path):
     assert back.status_code == 200 and back.json()["version"] == first.version
     assert back.json()["previous"] == installed["version"]
     assert load_configured_model(settings).version == first.version             # survives a restart too
+
+
+def test_a_second_model_change_during_validation_is_refused(service, paths):
+    import httpx
+
+    async def two_uploads():
+        transport = httpx.ASGITransport(app=create_app(service))
+        async with httpx.AsyncClient(transport=transport, base_url="http://xapp") as client:
+            return await asyncio.gather(*(client.put("/ric/v1/model", json=_upload(paths[1]), headers=AUTH)
+                                          for _ in range(2)))
+    codes = sorted(r.status_code for r in asyncio.run(two_uploads()))
+    assert codes == [200, 409]
