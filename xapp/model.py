@@ -105,8 +105,8 @@ class OnnxPolicyModel:
 
     @property
     def version(self) -> str:
-        """`name@sha256[:12]`: what the metrics and the REST API call this model."""
-        return f"{self.card.name}@{self.sha256[:12]}"
+        """`name@sha256[:12]` (validation proved the card's sha256 is that of these bytes)."""
+        return self.card.version
 
     def _bound_for(self, n: int) -> _Bound:
         bound = self._bound.get(n)
@@ -274,7 +274,7 @@ async def validate_model_isolated(onnx_bytes: bytes, card: ModelCard, limits: Mo
         tail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
         raise ModelError(f"validation process failed: {tail[0][:300]}") from None
     if "error" in verdict:
-        raise ModelError(verdict["error"])
+        raise ModelError(verdict["error"][:1000])
     model = await asyncio.to_thread(OnnxPolicyModel, onnx_bytes, card)
     model.latency = BatchLatency(**verdict["latency"])
     return model

@@ -42,6 +42,11 @@ class ModelCard(BaseModel):
     evaluation: dict[str, Any] = Field(default_factory=dict)
     created: str = ""
 
+    @property
+    def version(self) -> str:
+        """`name@sha256[:12]`: what the metrics and the REST API call this model."""
+        return f"{self.name}@{self.sha256[:12]}"
+
     @classmethod
     def load(cls, path: str | Path) -> "ModelCard":
         return cls.model_validate_json(Path(path).read_text())

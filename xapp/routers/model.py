@@ -14,7 +14,7 @@ import binascii
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ranpd.xapp.model import BatchLatency, ModelError, OnnxPolicyModel
+from ranpd.xapp.model import ModelError, OnnxPolicyModel
 from ranpd.xapp.model_card import ModelCard
 from ranpd.xapp.model_store import ModelStore
 from ranpd.xapp.routers.deps import ADMIN_RESPONSES, error_responses, get_service, require_admin, unprocessable
@@ -33,6 +33,8 @@ class ModelUpload(BaseModel):
 
 
 class Latency(BaseModel):
+    """CPU time of one inference, measured when the model was validated."""
+
     batch: int = Field(description="UEs per inference")
     median_us: float
     p99_us: float
@@ -54,9 +56,8 @@ def _status(model: OnnxPolicyModel, store: ModelStore) -> ModelStatus:
     latency = model.latency
     return ModelStatus(
         version=model.version, card=model.card, persisted=store.persistent,
-        latency=Latency(batch=latency.batch, median_us=latency.median_us, p99_us=latency.p99_us)
-        if isinstance(latency, BatchLatency) else None,
-        previous=f"{store.previous.card.name}@{store.previous.card.sha256[:12]}" if store.previous else None)
+        latency=Latency(batch=latency.batch, median_us=latency.median_us, p99_us=latency.p99_us) if latency else None,
+        previous=store.previous.card.version if store.previous else None)
 
 
 _BUSY = error_responses(_409="another model change is in progress, or nothing to roll back to")
@@ -75,7 +76,7 @@ def get_model(service: XappService = Depends(get_service), store: ModelStore = D
     return _status(model, store)
 
 
-async def _change(request: Request, service: XappService, store: ModelStore, install) -> ModelStatus:
+async def _change(request: Request, store: ModelStore, install) -> ModelStatus:
     lock: asyncio.Lock = request.app.state.model_lock
     if lock.locked():
         raise HTTPException(status.HTTP_409_CONFLICT, "another model change is in progress")
@@ -117,7 +118,7 @@ async def put_model(request: Request, service: XappService = Depends(get_service
             raise HTTPException(status.HTTP_507_INSUFFICIENT_STORAGE,
                                 f"model installed but not persisted in {store.directory}: {exc}")
         return model
-    return await _change(request, service, store, install)
+    return await _change(request, store, install)
 
 
 @router.post("/rollback", response_model=ModelStatus, dependencies=[Depends(require_admin)],
@@ -134,4 +135,4 @@ async def rollback(request: Request, service: XappService = Depends(get_service)
         model = await service.hot_swap(previous.onnx_bytes, previous.card)
         await asyncio.to_thread(store.rollback)
         return model
-    return await _change(request, service, store, install)
+    return await _change(request, store, install)
