@@ -275,27 +275,15 @@ def test_sigterm_stops_the_xapp_while_an_endless_model_is_being_validated(model_
     then SIGTERM it mid-validation: the xApp exits promptly and takes the validation along."""
     import base64
     import contextlib
-    import os
-    import re
     import signal
-    import subprocess
-    import sys
     import threading
 
     import httpx
+    from test_xapp_rest import xapp_process       # tests/ is on sys.path (pytest's rootdir imports)
 
-    env = {**os.environ, "RANPD_XAPP_ADMIN_TOKEN": "t", "RANPD_XAPP_MODEL_CHECK_TIMEOUT_S": "120",
-           "RANPD_XAPP_MODEL_PATH": str(model_path), "RANPD_XAPP_LOG_LEVEL": "warning"}
-    xapp = subprocess.Popen([sys.executable, "-c", "from ranpd.cli import main; main()", "xapp", "--e2-port", "0",
-                             "--http-port", "0"],
-                            env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        port = None
-        for line in xapp.stderr:
-            if match := re.search(r"REST http://[^:]+:(\d+)", line):
-                port = int(match.group(1))
-                break
-        assert port, "the xApp did not start"
+    env = {"RANPD_XAPP_ADMIN_TOKEN": "t", "RANPD_XAPP_MODEL_CHECK_TIMEOUT_S": "120",
+           "RANPD_XAPP_MODEL_PATH": str(model_path)}
+    with xapp_process(env) as (xapp, port):
         data, card = with_card(endless_loop_model())
         body = {"card": card.model_dump(mode="json"), "onnx_base64": base64.b64encode(data).decode()}
 
@@ -319,7 +307,3 @@ def test_sigterm_stops_the_xapp_while_an_endless_model_is_being_validated(model_
         assert all(_gone(pid) for pid in checks), "the validation outlived the xApp"
         print(f"SIGTERM -> exit in {stopped_s:.1f} s")
         assert stopped_s < 20, stopped_s
-    finally:
-        if xapp.poll() is None:
-            xapp.kill()
-            xapp.wait()

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import os
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -322,3 +327,55 @@ def test_a_second_model_change_during_validation_is_refused(service, paths):
                                           for _ in range(2)))
     codes = sorted(r.status_code for r in asyncio.run(two_uploads()))
     assert codes == [200, 409]
+
+
+@contextlib.contextmanager
+def xapp_process(env: dict[str, str]):
+    """A real `ranpd xapp` process on free ports: yields (Popen, REST port); killed at exit."""
+    env = {**os.environ, "RANPD_XAPP_LOG_LEVEL": "warning", **env}
+    xapp = subprocess.Popen([sys.executable, "-c", "from ranpd.cli import main; main()", "xapp", "--e2-port", "0",
+                             "--http-port", "0"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        port = next((int(m.group(1)) for line in xapp.stderr if (m := re.search(r"REST http://[^:]+:(\d+)", line))),
+                    None)
+        assert port, "the xApp did not start"
+        yield xapp, port
+    finally:
+        if xapp.poll() is None:
+            xapp.kill()
+        xapp.wait()
+
+
+def _peak_rss_mb(pid: int) -> int:
+    return int(re.search(r"VmHWM:\s+(\d+)", open(f"/proc/{pid}/status").read()).group(1)) // 1024
+
+
+def test_oversized_bodies_cost_the_xapp_no_memory(paths):
+    """8 parallel 50 MB uploads (with and without the token) and 8 /decide indications naming
+    1M UEs (5 MB) are refused before their bodies are read; 8 unauthenticated 20 MB uploads
+    (under the size limit) before theirs are parsed. The process's peak RSS barely moves (before
+    these limits, 8 such uploads cost +820 MB)."""
+    import concurrent.futures
+
+    import httpx
+
+    from ranpd.proto import e2sm_la_pb2
+
+    n = 1_000_000
+    indication = e2.RICIndication(
+        header=e2sm_la_pb2.LaIndicationHeader(slot=1, mcs_table=2, cqi_table=2).SerializeToString(),
+        message=e2sm_la_pb2.LaIndicationMessage(ue=range(n), prbs=[5] * n, layers=[1] * n,
+                                                buffer_bytes=[0] * n).SerializeToString())
+    big = b"x" * (50 << 20)
+    abuse = [("PUT", "/ric/v1/model", big, {}, 413), ("PUT", "/ric/v1/model", big, AUTH, 413),
+             ("PUT", "/ric/v1/model", big[:20 << 20], {}, 401),
+             ("POST", "/ric/v1/decide", framing.wrap(indication).SerializeToString(),
+              {"Content-Type": "application/x-protobuf"}, 413)]
+    with xapp_process({"RANPD_XAPP_ADMIN_TOKEN": TOKEN, "RANPD_XAPP_MODEL_PATH": str(paths[0])}) as (xapp, port):
+        before = _peak_rss_mb(xapp.pid)
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            for method, path, body, headers, status in abuse:
+                codes = set(pool.map(lambda _: httpx.request(method, f"http://127.0.0.1:{port}{path}", content=body,
+                                                             headers=headers, timeout=60).status_code, range(8)))
+                assert codes == {status}, (path, codes)
+        assert _peak_rss_mb(xapp.pid) - before < 40
