@@ -205,7 +205,7 @@ class Simulation:
         self._rlc_delay = int(round(sc.rlc_retx_delay_ms * 1e-3 / sc.slot_duration_s))
 
         table = MCS_TABLES[sc.mcs_table]
-        self._curves = phy.mcs_curves(sc.mcs_table)
+        self._curves = phy.mcs_curves(sc.mcs_table, sc.bler_level)
         self.max_mcs = table.size - 1
 
         # CQI definition on a reference allocation: an equal share of the carrier in a D slot.
@@ -214,7 +214,7 @@ class Simulation:
         n_re_alloc = n_re(self.prbs_per_ue, sc.pdsch_symbols, sc.dmrs_per_prb)
         cqi_tbs = tbs_from_n_info(n_re_alloc * cqi.code_rate[1:] * cqi.qm[1:] * sc.layers, cqi.code_rate[1:])
         _, self._cqi_n_cb, self._cqi_cb_bits = ldpc_segmentation_array(cqi_tbs, cqi.code_rate[1:])
-        self._cqi_curves = phy.cqi_curves(sc.cqi_table)
+        self._cqi_curves = phy.cqi_curves(sc.cqi_table, sc.bler_level)
         self._illa_efficiency = table.efficiency[cqi_to_mcs_map(sc.mcs_table, sc.cqi_table)]  # gNB's rate estimate
         self._cqi_phase = drop_rng.integers(sc.cqi_period_slots, size=n)
         self.reset()

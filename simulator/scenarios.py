@@ -78,6 +78,9 @@ class Scenario(BaseModel):
     tdl_profile: Literal["C", "D"] = "C"
     delay_spread_ns: float = Field(300.0, gt=0.0, le=3000.0)
     n_subbands: int = Field(8, ge=1, le=32)
+    bler_level: Literal["pdsch-awgn", "5g-lena"] = Field(
+        "pdsch-awgn", description="absolute level of the link-level BLER curves (phy.BLER_LEVELS): the public "
+        "PDSCH AWGN calibration, or 5G-LENA's link-level SINRs (2-5 dB higher)")
     # Population, traffic, scheduling
     n_ues: int = Field(64, ge=1)
     ues_per_cell: int = Field(16, ge=1)

@@ -45,7 +45,7 @@ def test_waterfall_and_bler_points_match_link_level(points, mcs, target_bits):
     qm, rate = int(table.qm[mcs]), table.code_rate[mcs]
     k, x10, x90, x1 = _reference_curve(points, qm, round(rate * 1024, 1), target_bits)
     assert abs(np.log(k / target_bits)) < 0.15  # the reference has a size within 15% of the target
-    curves = phy.mcs_curves(2)
+    curves = phy.mcs_curves(2, "5g-lena")
     m10, m90, m1 = (float(curves.sinr_db_at(t, mcs, k)) for t in (0.1, 0.9, 0.01))
     assert abs((m10 - m90) - (x10 - x90)) <= 0.3
     assert abs(m10 - x10) <= 0.35
@@ -71,7 +71,27 @@ def test_waterfall_is_link_level_narrow_not_the_old_guess():
         measured = table.code_rate < 0.9
         assert widths[measured].min() > 0.4 and widths[measured].max() < 0.95
         assert widths[~measured].max() < 1.2
-    assert 2 * LN9 * phy.waterfall_width_db(2000) > 1.4
+
+
+@pytest.mark.parametrize("table", [1, 2])
+def test_default_level_keeps_the_shape_and_sits_on_the_public_pdsch_calibration(table):
+    """`pdsch-awgn` (default): the 5G-LENA shape moved so that long blocks meet the published PDSCH
+    AWGN 10% points (table 2); 5G-LENA's own level is 2-5 dB higher."""
+    k = np.geomspace(40, 8448, 7)
+    rows = np.arange(MCS_TABLES[table].size)[:, None]
+    (x_awgn, s_awgn), (x_lena, s_lena) = (phy.mcs_curves(table, level).curve_db(rows, k) for level in phy.BLER_LEVELS)
+    np.testing.assert_allclose(s_awgn, s_lena)
+    shift = x_lena - x_awgn
+    np.testing.assert_allclose(shift, shift[:, :1] * np.ones_like(shift))     # one shift per row
+    assert np.all(shift[:, 0] > 1.5)
+    if table == 2:   # published 10%-BLER SINR, PDSCH table 2, long code blocks
+        published = {2: -1.6, 4: 1.7, 5: 3.7, 9: 7.9, 11: 9.5, 14: 12.8, 17: 15.6, 19: 17.4, 20: 18.6,
+                     23: 20.9, 26: 23.9}
+        thr = phy.mcs_bler10_sinr_db(2)
+        for mcs, sinr in published.items():
+            assert thr[mcs] == pytest.approx(sinr, abs=0.3)
+    with pytest.raises(ValueError, match="unknown BLER level"):
+        phy.BlerCurves.for_rows([2], [0.5], level="ideal")
 
 
 def test_shipped_fits_reproduce_from_the_shipped_points(points):
@@ -174,11 +194,12 @@ def test_cqi_rows_share_the_curves_of_equal_mcs_rows(cqi_table, mcs_table, pairs
 
 def test_rows_off_the_anchors_follow_the_shannon_gap():
     k = np.geomspace(40, 8448, 9)
-    low, anchor = phy.BlerCurves.for_rows([2, 2], [78 / 1024, 120 / 1024]).curve_db(np.array([[0], [1]]), k)
+    low, anchor = phy.BlerCurves.for_rows([2, 2], [78 / 1024, 120 / 1024], level="5g-lena").curve_db(
+        np.array([[0], [1]]), k)
     shift = phy.shannon_sinr_db(2 * 78 / 1024) - phy.shannon_sinr_db(2 * 120 / 1024)
     np.testing.assert_allclose(low[0] - low[1], shift)  # CQI 1 of table 1: gap and width held
     np.testing.assert_array_equal(anchor[0], anchor[1])
-    mid = phy.BlerCurves.for_rows([4, 4, 4], np.array([434, 460, 490]) / 1024)
+    mid = phy.BlerCurves.for_rows([4, 4, 4], np.array([434, 460, 490]) / 1024, level="5g-lena")
     x50, _ = mid.curve_db(np.arange(3)[:, None], k)
     assert np.all((x50[0] < x50[1]) & (x50[1] < x50[2]))
     assert mid.beta[0] < mid.beta[1] < mid.beta[2]

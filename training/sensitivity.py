@@ -34,7 +34,7 @@ def run_sensitivity(scenarios: list[Scenario], model_path: Path | None, cfg, wor
     """KPIs[interference model][scenario][policy] (mean over `cfg.seeds`) and the tuned OLLA settings."""
     from ranpd.training.evaluate import BASELINES, PolicySpec, evaluate, tune_olla
 
-    out: dict[str, Any] = {"kpis": {}, "olla_best": {}}
+    out: dict[str, Any] = {"kpis": {}, "olla_best": {}, "scenarios": [sc.model_dump(mode="json") for sc in scenarios]}
     for model in INTERFERENCE_MODELS:
         variants = [with_interference(sc, model) for sc in scenarios]
         best = tune_olla(variants, cfg, workers=workers)
@@ -75,7 +75,9 @@ def markdown(result: dict[str, Any], cfg, model_path: Path | None) -> str:
              f"Built-in scenarios, {cfg.slots} slots, evaluation seeds {list(cfg.seeds)}, best-tuned OLLA picked "
              f"per scenario and interference model on seed {cfg.olla_tune_seed} from targets "
              f"{list(cfg.olla_targets)} x steps {list(cfg.olla_steps_db)} dB. Model: "
-             f"{model_path if model_path else 'none'}. Throughput is goodput (after HARQ and RLC).", "",
+             f"{model_path if model_path else 'none'}. BLER-curve level: "
+             f"{', '.join(sorted({sc['bler_level'] for sc in result['scenarios']}))}. "
+             "Throughput is goodput (after HARQ and RLC).", "",
              "## Mean throughput gain over the scenarios", "",
              "| interference | " + " | ".join(k.replace("_pct", "").replace("_", " ")
                                                for k in next(iter(summary(result).values()))) + " |",
@@ -118,11 +120,13 @@ def markdown(result: dict[str, Any], cfg, model_path: Path | None) -> str:
               help="Built-in scenario name or scenario file (repeatable). Default: every built-in.")
 @click.option("--slots", type=click.IntRange(min=50), default=1000, show_default=True, help="Slots per run.")
 @click.option("--seeds", default="1001,1002", show_default=True, help="Evaluation seeds (comma-separated).")
+@click.option("--bler-level", type=click.Choice(["pdsch-awgn", "5g-lena"]), default=None,
+              help="Override every scenario's BLER-curve level (default: the scenarios' own, pdsch-awgn).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes.")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the report as markdown to this file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def bench_sensitivity(model, scenarios, slots, seeds, workers, markdown_path, as_json) -> None:
+def bench_sensitivity(model, scenarios, slots, seeds, bler_level, workers, markdown_path, as_json) -> None:
     """ILLA, OLLA 10 %, best-tuned OLLA and a model over the scenarios under each interference model
     (onoff 20 ms, always on, network-scheduled): see where a policy's gain comes from."""
     from ranpd.cli import require_extra
@@ -139,6 +143,8 @@ def bench_sensitivity(model, scenarios, slots, seeds, workers, markdown_path, as
     except ValueError as exc:
         raise click.BadParameter(f"expected comma-separated integers, got {seeds!r}", param_hint="--seeds") from exc
     chosen = [load_scenario_or_fail(s) for s in scenarios] or list(BUILTIN_SCENARIOS.values())
+    if bler_level:
+        chosen = [sc.model_copy(update={"bler_level": bler_level}) for sc in chosen]
     cfg = EvalConfig(slots=slots, seeds=seed_list, olla_steps_db=(0.5, 1.0))
     result = run_sensitivity(chosen, model_path, cfg, workers=workers)
     if markdown_path:

@@ -180,10 +180,10 @@ def _git_label(source: tuple[Path, ...]) -> str | None:
 def fit_summary(points: dict[str, np.ndarray], data_dir: Path = DATA_DIR) -> dict[str, dict[str, float]]:
     """|model − reference| (dB) of the 10% and 1% points and of the 90%→10% width over every reference
     curve that brackets them; `points` as in bler_reference_points.csv, model = ``phy.BlerCurves`` built
-    from the files in `data_dir`."""
+    from the files in `data_dir` at the reference's own level (`5g-lena`)."""
     ids = np.stack([points[c] for c in ("qm", "rate_x1024", "base_graph", "cbs_bits")], axis=1)
     keys, curve_of = np.unique(ids, axis=0, return_inverse=True)
-    curves = BlerCurves.for_rows(keys[:, 0], keys[:, 1] / 1024.0, reference=load_reference(data_dir))
+    curves = BlerCurves.for_rows(keys[:, 0], keys[:, 1] / 1024.0, reference=load_reference(data_dir), level="5g-lena")
     rows = np.arange(len(keys))
     targets = (0.1, 0.9, 0.01)
     model = {t: curves.sinr_db_at(t, rows, keys[:, 3]) for t in targets}
