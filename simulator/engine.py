@@ -195,7 +195,6 @@ class Simulation:
         pattern = sc.tdd_pattern if sc.duplex == "TDD" else "D"
         s_symbols = sc.pdsch_symbols - (SYMBOLS_PER_SLOT - sc.special_slot_dl_symbols)
         s_has_pdsch = s_symbols >= 1 and 12 * s_symbols > sc.dmrs_per_prb
-        self._pattern = pattern
         self._kind = np.array([{"D": 0, "S": 1 if s_has_pdsch else -1, "U": -1}[c] for c in pattern])
         self._ack_delay = _feedback_delays(pattern, sc.k1_slots)
         symbols = [sc.pdsch_symbols, s_symbols if s_has_pdsch else sc.pdsch_symbols]
