@@ -5,7 +5,8 @@ paced at its scenario's slot duration (`--realtime`: a gNB does not wait), with 
 one slot unless told otherwise, sending KPM reports, and reconnecting every `--reconnect-every-s`
 (a fresh E2 Setup and UE store in the xApp: what leaks per session shows up as growth). This
 process samples the xApp's resident memory (VmRSS) and open file descriptors from /proc (the
-xApp process and its descendants, Linux) every `--sample-s`.
+xApp process and its descendants, Linux) every `--sample-s`, and each process of that tree at
+the start and the end.
 
 Reported: per cell the slots simulated and the real-time ratio (simulated / wall time), the
 fallback rate and the indication -> control RTT p50/p99; for the xApp RSS and fds at the end of
@@ -45,17 +46,35 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def sample(pid: int) -> tuple[float, int]:
-    """(resident MiB, open fds) of the process tree under `pid`."""
-    rss_kib, fds = 0, 0
+def tree_usage(pid: int) -> dict[int, tuple[float, int]]:
+    """pid -> (resident MiB, open fds) for every process of the tree under `pid`."""
+    usage = {}
     for member in process_tree(pid):
         try:
             status = Path(f"/proc/{member}/status").read_text()
-            rss_kib += int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
-            fds += len(os.listdir(f"/proc/{member}/fd"))
+            rss_kib = int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
+            usage[member] = (rss_kib / 1024, len(os.listdir(f"/proc/{member}/fd")))
         except (OSError, StopIteration):
             continue            # it exited between the listing and the read
-    return rss_kib / 1024, fds
+    return usage
+
+
+def sample(pid: int) -> tuple[float, int]:
+    """(resident MiB, open fds) of the process tree under `pid`, summed."""
+    usage = tree_usage(pid).values()
+    return sum(rss for rss, _ in usage), sum(fds for _, fds in usage)
+
+
+def _by_process(start: dict[int, tuple[float, int]], end: dict[int, tuple[float, int]]) -> list[dict]:
+    """RSS and fds of each process of the xApp tree at the start and the end of the run."""
+    def name(pid: int) -> str:
+        try:
+            return " ".join(Path(f"/proc/{pid}/cmdline").read_text().split("\0"))[:120]
+        except OSError:
+            return "?"
+    return [{"pid": pid, "cmd": name(pid), "rss_mib_start": start.get(pid, (None,))[0],
+             "rss_mib_end": end.get(pid, (None,))[0], "fds_start": start.get(pid, (0, None))[1],
+             "fds_end": end.get(pid, (0, None))[1]} for pid in sorted(start.keys() | end.keys())]
 
 
 def _node(cell: int, scenario: str, port: int, ues: int, seconds: float, deadline_us: float | None,
@@ -112,7 +131,8 @@ def run_soak(model: Path, cells: int, ues: int, seconds: float, scenario: str, d
     samples: list[tuple[float, float, int]] = []
     with xapp_process(model) as xapp, ProcessPoolExecutor(cells, mp_context=mp.get_context("spawn")) as pool, \
             Progress(disable=not progress, transient=True) as bar:
-        idle_rss, idle_fds = sample(xapp.pid)
+        idle_usage = tree_usage(xapp.pid)
+        idle_rss, idle_fds = sum(r for r, _ in idle_usage.values()), sum(f for _, f in idle_usage.values())
         load_before = os.getloadavg()[0]
         start = time.monotonic()
         futures = [pool.submit(_node, cell, scenario, xapp.e2_port, ues, seconds, deadline_us, reconnect_every_s,
@@ -124,12 +144,13 @@ def run_soak(model: Path, cells: int, ues: int, seconds: float, scenario: str, d
             bar.update(task, completed=min(now, seconds))
             time.sleep(sample_s)
         nodes = [f.result() for f in futures]
+        processes = _by_process(idle_usage, tree_usage(xapp.pid))
     return {"cells": cells, "ues": ues, "minutes": seconds / 60, "scenario": scenario, "deadline_us": deadline_us,
             "reconnect_every_s": reconnect_every_s, "kpm_period_ms": kpm_period_ms, "warmup_s": warmup_s,
             "cpus": os.cpu_count(), "loadavg_1min": {"before": load_before, "end": os.getloadavg()[0]},
             "model": str(model),
             "xapp": {"idle_rss_mib": idle_rss, "idle_fds": idle_fds, **memory_summary(samples, warmup_s)},
-            "nodes": nodes, "samples": [[round(t, 2), round(r, 2), f] for t, r, f in samples]}
+            "processes": processes, "nodes": nodes, "samples": [[round(t, 2), round(r, 2), f] for t, r, f in samples]}
 
 
 def _print(report: dict) -> None:
