@@ -1,4 +1,4 @@
-"""`ranpd xapp`: the E2 stream server and the REST API in one process and one event loop."""
+"""`ranpd xapp`: the E2 stream server and the REST API (processes and threads: see xapp/server.py)."""
 from __future__ import annotations
 
 import asyncio
