@@ -35,6 +35,9 @@ class E2Limits(BaseSettings):
     socket_send_bytes: int = Field(64 << 10, ge=4096, description="kernel send buffer per connection "
                                    "(SO_SNDBUF), so unread answers cost bounded kernel memory too")
     write_stall_s: float = Field(2.0, gt=0, description="a peer paused this long for not reading is dropped")
+    max_ues_per_indication: int = Field(512, ge=1, description="UE entries in each list of one E2 indication "
+                                        "(with the REST cap max_indication_ues, the lower applies): bounds "
+                                        "the E2-loop time one frame can take from the other nodes")
     max_subscriptions: int = Field(16, ge=1, description="subscriptions per connection")
     max_ran_functions: int = Field(256, ge=1, description="RAN functions in one E2 Setup (E2AP maxofRANfunctionID)")
     max_node_id_chars: int = Field(150, ge=1, description="longest global E2 node id accepted")

@@ -204,8 +204,8 @@ class E2Session:
         if header.slot < self._last_slot:
             raise CodecError(e2.CAUSE_INVALID_FIELD, f"slot {header.slot} is before slot {self._last_slot} "
                                                      "already decided: slots must not go backwards")
-        header, fields = la_codec.decode_indication(header, indication.message,
-                                                    self.service.settings.max_indication_ues)
+        header, fields = la_codec.decode_indication(header, indication.message, min(
+            self.service.settings.max_indication_ues, self.limits.max_ues_per_indication))
         self._last_slot = header.slot
         metrics.stages["decode"].observe((time.perf_counter_ns() - received_ns) * 1e-9)
         store = self._store(header.mcs_table, header.cqi_table)

@@ -1,7 +1,16 @@
-"""Prometheus metrics of one xApp instance (own registry, served at /ric/v1/metrics)."""
+"""Prometheus metrics of one xApp instance (own registry, served at /ric/v1/metrics).
+
+When E2 runs in a child process, the child keeps its own `XappMetrics`; the parent's `registry`
+merges the child's exposition (fetched on each scrape) into its own: counters, histograms and
+gauges of the same series add up, info series appear once.
+"""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from ranpd.proto import e2ap_pb2
 
@@ -18,9 +27,48 @@ def cause_name(cause: int) -> str:
     return _CAUSE_NAMES.get(cause, "unknown")
 
 
+class _Merged:
+    """Collector: this process's metrics plus those of `remote()` (exposition text), series summed."""
+
+    def __init__(self, own: CollectorRegistry, metrics: "XappMetrics"):
+        self.own, self.metrics = own, metrics
+
+    def collect(self):
+        own = list(self.own.collect())
+        if self.metrics.remote is None:
+            yield from own
+            return
+        owner: dict[str, Metric] = {}                      # sample name -> family it goes to
+        values: dict[tuple, float] = {}
+        families: list[Metric] = []
+        for remote, batch in ((False, own), (True, text_string_to_metric_families(self.metrics.remote().decode()))):
+            for family in batch:
+                for sample in family.samples:
+                    if remote and sample.name.endswith("_created"):
+                        continue
+                    target = owner.get(sample.name)
+                    if target is None:
+                        target = owner[sample.name] = family
+                        if not any(f is family for f in families):
+                            families.append(family)
+                    key = (id(target), sample.name, tuple(sorted(sample.labels.items())))
+                    previous = values.get(key)
+                    values[key] = sample.value if previous is None or target.type == "info" \
+                        else previous + sample.value
+        for family in families:
+            out = Metric(family.name, family.documentation, family.type)
+            for (target, name, labels), value in values.items():
+                if target == id(family):
+                    out.add_sample(name, dict(labels), value)
+            yield out
+
+
 class XappMetrics:
     def __init__(self) -> None:
-        self.registry = r = CollectorRegistry()
+        self.remote: Callable[[], bytes] | None = None     # a child process's exposition, if any
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.own = r = CollectorRegistry()
+        self.registry.register(_Merged(r, self))
         self.stage_latency = Histogram(
             "ranpd_xapp_decision_stage_seconds", "Time per stage of one LA indication -> control",
             ["stage"], buckets=LATENCY_BUCKETS, registry=r)

@@ -295,6 +295,103 @@ class E2Server:
             self._thread.join(10)
 
 
+def _e2_worker(settings: XappSettings, limits: E2Limits, onnx_bytes: bytes | None, card_json: str | None,
+               conn) -> None:
+    """Main of the E2 worker process: serve E2; the parent sends models and asks for metrics."""
+    from prometheus_client import disable_created_metrics, generate_latest
+
+    from ranpd.xapp.model_card import ModelCard
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    disable_created_metrics()
+
+    def model(onnx: bytes | None, card: str | None) -> OnnxPolicyModel | None:
+        return None if onnx is None else OnnxPolicyModel(onnx, ModelCard.model_validate_json(card))
+
+    service = XappService(settings, model(onnx_bytes, card_json), limits)
+    server = E2Server(service)
+    try:
+        conn.send(("ready", server.start()))
+    except BaseException as exc:
+        conn.send(("error", repr(exc)))
+        return
+    sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_S))
+    try:
+        while (message := conn.recv())[0] != "stop":
+            if message[0] == "install":
+                service.install(model(*message[1:]))
+            elif message[0] == "metrics":
+                conn.send(generate_latest(service.metrics.registry))
+    except (EOFError, OSError):             # the parent is gone
+        pass
+    finally:
+        server.stop()
+
+
+class E2Process:
+    """The E2 server in its own process (spawned), so that no REST work, however heavy, shares a
+    CPU or the GIL with E2 decisions. It gets the serving model at start and every model
+    installed later (`XappService.install` calls `install`); the parent's /metrics includes its
+    metrics (fetched per scrape)."""
+
+    def __init__(self, service: XappService):
+        import multiprocessing as mp
+
+        self.service = service
+        context = mp.get_context("spawn")
+        self._conn, child = context.Pipe()
+        model = service.model
+        self._process = context.Process(
+            target=_e2_worker, name="xapp-e2", daemon=True,
+            args=(service.settings, service.limits, model.onnx_bytes if model else None,
+                  model.card.model_dump_json() if model else None, child))
+        self._lock = threading.Lock()
+
+    def start(self, timeout: float = 60.0) -> int:
+        self._process.start()
+        if not self._conn.poll(timeout):
+            raise RuntimeError("E2 worker process did not start")
+        status, value = self._conn.recv()
+        if status != "ready":
+            raise OSError(f"E2 server failed to start: {value}")
+        self.service.replicas.append(self)
+        self.service.metrics.remote = self.metrics
+        self.service.e2_listening = True
+        threading.Thread(target=self._watch, name="xapp-e2-watch", daemon=True).start()
+        return value
+
+    def _watch(self) -> None:
+        self._process.join()
+        self.service.e2_listening = False
+        if self.service.metrics.remote is not None:
+            log.error("E2 worker process exited (code %s): E2 is down", self._process.exitcode)
+            self.service.metrics.remote = None
+
+    def _call(self, message: tuple, reply: bool = False):
+        with self._lock:
+            self._conn.send(message)
+            return self._conn.recv() if reply else None
+
+    def install(self, model: OnnxPolicyModel) -> None:
+        self._call(("install", model.onnx_bytes, model.card.model_dump_json()))
+
+    def metrics(self) -> bytes:
+        try:
+            return self._call(("metrics",), reply=True)
+        except (EOFError, OSError):
+            return b""
+
+    def stop(self) -> None:
+        self.service.metrics.remote = None
+        if self in self.service.replicas:
+            self.service.replicas.remove(self)
+        with contextlib.suppress(EOFError, OSError):
+            self._call(("stop",))
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.terminate()
+
+
 class RestServer:
     """uvicorn serving the FastAPI app on its own thread and event loop."""
 
@@ -349,14 +446,18 @@ class RunningXapp:
 
 @contextlib.asynccontextmanager
 async def serve_xapp(settings: XappSettings | None = None, model: OnnxPolicyModel | None = None,
-                     http: bool = True, limits: E2Limits | None = None):
-    """Run the E2 server (and the REST API unless `http=False`), each in its own thread, until
-    the block exits. The model is `model` if given, else the one the settings name (see
-    load_configured_model)."""
+                     http: bool = True, limits: E2Limits | None = None, e2_process: bool | None = None):
+    """Run the E2 server and (unless `http=False`) the REST API until the block exits.
+
+    E2 runs in its own process when REST is served too (`e2_process`, default: `http`): REST
+    work then never shares a CPU or the GIL with E2. Without REST, or with `e2_process=False`
+    (tests that look inside the sessions), E2 runs on a thread of this process. The model is
+    `model` if given, else the one the settings name (see load_configured_model)."""
     settings = settings or XappSettings()
     service = XappService(settings, model if model is not None else load_configured_model(settings), limits)
     sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_S))
-    e2_server, rest = E2Server(service), None
+    e2_server = E2Process(service) if (http if e2_process is None else e2_process) else E2Server(service)
+    rest = None
     try:
         e2_port = await asyncio.to_thread(e2_server.start)
         http_port = 0
@@ -373,11 +474,13 @@ async def serve_xapp(settings: XappSettings | None = None, model: OnnxPolicyMode
 
 
 class XappThread:
-    """`serve_xapp` in a background thread with its own event loop."""
+    """`serve_xapp` in a background thread with its own event loop (E2 on a thread of this
+    process unless `e2_process`, so tests can look at `running.service.sessions`)."""
 
     def __init__(self, settings: XappSettings | None = None, model: OnnxPolicyModel | None = None,
-                 http: bool = True, limits: E2Limits | None = None):
+                 http: bool = True, limits: E2Limits | None = None, e2_process: bool = False):
         self.settings, self.model, self.http, self.limits = settings, model, http, limits
+        self.e2_process = e2_process
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="xapp", daemon=True)
@@ -385,7 +488,7 @@ class XappThread:
     def _run(self) -> None:
         async def main():
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-            async with serve_xapp(self.settings, self.model, self.http, self.limits) as running:
+            async with serve_xapp(self.settings, self.model, self.http, self.limits, self.e2_process) as running:
                 self.running = running
                 self._ready.set()
                 await self._stop.wait()

@@ -52,6 +52,7 @@ class XappService:
         self.metrics = XappMetrics()
         self.models = ModelSlot()
         self.sessions: set = set()            # open E2 sessions (handlers.E2Session)
+        self.replicas: list = []              # E2 worker processes: `.install(model)` reaches each
         self.e2_listening = False
         self.node_labels = LabelBudget(self.limits.max_label_nodes)
         self.log_limiter = LogLimiter(logging.getLogger("ranpd.xapp.e2"), self.limits.log_lines_per_window,
@@ -66,7 +67,10 @@ class XappService:
         return self.models.current
 
     def install(self, model: OnnxPolicyModel) -> None:
+        """Serve `model` (already validated) here and in every E2 worker process."""
         self.models.swap(model)
+        for replica in self.replicas:
+            replica.install(model)
         card = model.card
         self.metrics.model_info.info({"name": card.name, "kind": card.kind, "sha256": model.sha256,
                                       "obs_spec_version": card.obs_spec_version,
