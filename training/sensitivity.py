@@ -30,12 +30,13 @@ def with_interference(scenario: Scenario, model: str) -> Scenario:
     return scenario.model_copy(update={"interference_model": model})
 
 
-def run_sensitivity(scenarios: list[Scenario], model_path: Path | None, cfg, workers: int = 1) -> dict[str, Any]:
+def run_sensitivity(scenarios: list[Scenario], model_path: Path | None, cfg, workers: int = 1,
+                    models: tuple[str, ...] = INTERFERENCE_MODELS) -> dict[str, Any]:
     """KPIs[interference model][scenario][policy] (mean over `cfg.seeds`) and the tuned OLLA settings."""
     from ranpd.training.evaluate import BASELINES, PolicySpec, evaluate, tune_olla
 
     out: dict[str, Any] = {"kpis": {}, "olla_best": {}, "scenarios": [sc.model_dump(mode="json") for sc in scenarios]}
-    for model in INTERFERENCE_MODELS:
+    for model in models:
         variants = [with_interference(sc, model) for sc in scenarios]
         best = tune_olla(variants, cfg, workers=workers)
         policies = {sc.name: [*BASELINES, best[sc.name]] for sc in variants}
@@ -120,13 +121,16 @@ def markdown(result: dict[str, Any], cfg, model_path: Path | None) -> str:
               help="Built-in scenario name or scenario file (repeatable). Default: every built-in.")
 @click.option("--slots", type=click.IntRange(min=50), default=1000, show_default=True, help="Slots per run.")
 @click.option("--seeds", default="1001,1002", show_default=True, help="Evaluation seeds (comma-separated).")
+@click.option("--interference", "interference", multiple=True, type=click.Choice(INTERFERENCE_MODELS),
+              help="Interference model to run (repeatable). Default: all three.")
 @click.option("--bler-level", type=click.Choice(["pdsch-awgn", "5g-lena"]), default=None,
               help="Override every scenario's BLER-curve level (default: the scenarios' own, pdsch-awgn).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes.")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the report as markdown to this file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def bench_sensitivity(model, scenarios, slots, seeds, bler_level, workers, markdown_path, as_json) -> None:
+def bench_sensitivity(model, scenarios, slots, seeds, interference, bler_level, workers, markdown_path,
+                      as_json) -> None:
     """ILLA, OLLA 10 %, best-tuned OLLA and a model over the scenarios under each interference model
     (onoff 20 ms, always on, network-scheduled): see where a policy's gain comes from."""
     from ranpd.cli import require_extra
@@ -146,7 +150,7 @@ def bench_sensitivity(model, scenarios, slots, seeds, bler_level, workers, markd
     if bler_level:
         chosen = [sc.model_copy(update={"bler_level": bler_level}) for sc in chosen]
     cfg = EvalConfig(slots=slots, seeds=seed_list, olla_steps_db=(0.5, 1.0))
-    result = run_sensitivity(chosen, model_path, cfg, workers=workers)
+    result = run_sensitivity(chosen, model_path, cfg, workers=workers, models=interference or INTERFERENCE_MODELS)
     if markdown_path:
         markdown_path.write_text(markdown(result, cfg, model_path))
     if as_json:
