@@ -358,7 +358,7 @@ def test_a_peer_that_never_reads_is_paused_then_dropped(model_path):
     run(scenario())
 
 
-def test_kpm_fallback_ratio_is_counted_and_warned_and_logs_escape_wire_text(model_path, caplog):
+def test_kpm_fallback_ratio_is_counted_and_warned_and_logs_escape_wire_text(model_path):
     async def scenario():
         async with serve_xapp(settings(), OnnxPolicyModel.load(model_path), http=False) as xapp:
             node = await Node.connect(xapp.e2_port)
@@ -382,11 +382,30 @@ def test_kpm_fallback_ratio_is_counted_and_warned_and_logs_escape_wire_text(mode
             assert metrics.node_fallbacks.labels("cell-1")._value.get() == 41.0
             assert metrics.high_fallback_reports.labels("cell-1")._value.get() == 1
             assert metrics.node_fallback_ratio.labels("cell-1")._value.get() == 0.4
-    with caplog.at_level("WARNING"):
+    import logging
+
+    class Records(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.records = []
+
+        def emit(self, record):
+            self.records.append(record)
+
+    logger, records = logging.getLogger("ranpd.xapp.e2"), Records()
+    # import-linter's CLI (tests/test_layering.py) runs logging.config.dictConfig, which disables
+    # every logger that exists at that time; the xApp's logger must log here whatever ran before.
+    disabled, logger.disabled = logger.disabled, False
+    logger.addHandler(records)
+    try:
         run(scenario())
-    assert any("40.0% of 100 decisions fell back" in r.getMessage() for r in caplog.records)
-    assert all("\n" not in r.getMessage() for r in caplog.records)
-    assert any("forged line" in r.getMessage() for r in caplog.records)
+    finally:
+        logger.removeHandler(records)
+        logger.disabled = disabled
+    messages = [r.getMessage() for r in records.records]
+    assert any("40.0% of 100 decisions fell back" in m for m in messages)
+    assert all("\n" not in m for m in messages)
+    assert any("forged line" in m for m in messages)
 
 
 def test_metric_labels_stay_bounded_with_many_node_ids(model_path):

@@ -297,8 +297,13 @@ class E2Server:
 
 def _e2_worker(settings: XappSettings, limits: E2Limits, onnx_bytes: bytes | None, card_json: str | None,
                conn) -> None:
-    """Main of the E2 worker process: serve E2; the parent sends models and asks for metrics."""
+    """Main of the E2 worker process: serve E2; the parent sends models and asks for metrics.
+    Ctrl-C and SIGTERM sent to the process group are the parent's to handle: it stops this worker
+    through the pipe (and a parent that dies closes the pipe, which stops it too)."""
     from prometheus_client import disable_created_metrics, generate_latest
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     from ranpd.xapp.model_card import ModelCard
 
