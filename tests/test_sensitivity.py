@@ -23,7 +23,7 @@ def test_every_interference_model_and_policy_is_run_with_olla_tuned_per_model():
     # The same seed under another interference model is another run.
     throughputs = {m: k["uma-low-pedestrian"]["olla"]["throughput_mbps"] for m, k in result["kpis"].items()}
     assert len(set(throughputs.values())) == 3
-    text = markdown(result, cfg, None)
+    text = markdown(result, cfg, "none")
     assert "| always_on |" in text and "uma-low-pedestrian" in text
 
 

@@ -21,6 +21,7 @@ import click
 import numpy as np
 
 from ranpd.simulator.scenarios import BUILTIN_SCENARIOS, Scenario
+from ranpd.training.config import EvalConfig
 
 INTERFERENCE_MODELS = ("onoff", "always_on", "scheduled")
 POLICY_ORDER = ("illa", "olla", "olla-best", "model")
@@ -54,8 +55,16 @@ def gains(kpis: dict[str, dict[str, dict]], policy: str, base: str) -> dict[str,
             for sc, row in kpis.items() if policy in row and base in row}
 
 
+def best_baseline_gains(kpis: dict[str, dict[str, dict]], policy: str) -> dict[str, float]:
+    """Throughput gain (%) of `policy` over the better of ILLA and best-tuned OLLA, per scenario."""
+    return {sc: 100.0 * (row[policy]["throughput_mbps"]
+                         / max(row["illa"]["throughput_mbps"], row["olla-best"]["throughput_mbps"]) - 1.0)
+            for sc, row in kpis.items() if policy in row}
+
+
 def summary(result: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Per interference model: mean gain over scenarios of each policy vs OLLA 10 % and vs best OLLA."""
+    """Per interference model: mean gain over scenarios of each policy vs OLLA 10 %, vs best OLLA and (the
+    model) vs the best baseline, plus how many scenarios the model loses to the best baseline."""
     table = {}
     for model, kpis in result["kpis"].items():
         row = {}
@@ -66,25 +75,32 @@ def summary(result: dict[str, Any]) -> dict[str, dict[str, float]]:
                 g = gains(kpis, policy, base)
                 if g:
                     row[f"{policy}_vs_{base}_pct"] = float(np.mean(list(g.values())))
+        best = best_baseline_gains(kpis, "model")
+        if best:
+            row["model_vs_best_baseline_pct"] = float(np.mean(list(best.values())))
+            row["model_losses_to_best_baseline"] = sum(g < 0 for g in best.values())
         table[model] = row
     return table
 
 
-def markdown(result: dict[str, Any], cfg, model_path: Path | None) -> str:
+def markdown(result: dict[str, Any], cfg, model_label: str) -> str:
     """The sensitivity report as markdown: summary, then per-model KPI tables."""
     lines = ["# Where the gain comes from: interference-model sensitivity", "",
              f"Built-in scenarios, {cfg.slots} slots, evaluation seeds {list(cfg.seeds)}, best-tuned OLLA picked "
              f"per scenario and interference model on seed {cfg.olla_tune_seed} from targets "
              f"{list(cfg.olla_targets)} x steps {list(cfg.olla_steps_db)} dB. Model: "
-             f"{model_path if model_path else 'none'}. BLER-curve level: "
+             f"{model_label}. BLER-curve level: "
              f"{', '.join(sorted({sc['bler_level'] for sc in result['scenarios']}))}. "
              "Throughput is goodput (after HARQ and RLC).", "",
              "## Mean throughput gain over the scenarios", "",
+             "Best baseline: per scenario, the better of ILLA and the best-tuned OLLA. Losses: scenarios where "
+             "the model's throughput is below the best baseline's.", "",
              "| interference | " + " | ".join(k.replace("_pct", "").replace("_", " ")
                                                for k in next(iter(summary(result).values()))) + " |",
              "|---|" + "---|" * len(next(iter(summary(result).values())))]
     for model, row in summary(result).items():
-        lines.append(f"| {model} | " + " | ".join(f"{v:+.1f}%" for v in row.values()) + " |")
+        lines.append(f"| {model} | " + " | ".join(f"{v:+.1f}%" if isinstance(v, float) else f"{v} of "
+                                                  f"{len(result['kpis'][model])}" for v in row.values()) + " |")
     for model, kpis in result["kpis"].items():
         policies = [p for p in POLICY_ORDER if p in next(iter(kpis.values()))]
         lines += ["", f"## `{model}`: throughput (Mbit/s) and first-transmission BLER", "",
@@ -136,7 +152,6 @@ def bench_sensitivity(model, scenarios, slots, seeds, interference, bler_level, 
     from ranpd.cli import require_extra
     require_extra("bench sensitivity", "train", "tqdm")
     from ranpd.simulator.cli import load_scenario_or_fail
-    from ranpd.training.config import EvalConfig
     from ranpd.xapp.model import PACKAGED_MODEL
 
     model_path = None if model == "none" else PACKAGED_MODEL if model == "default" else Path(model)
@@ -151,9 +166,10 @@ def bench_sensitivity(model, scenarios, slots, seeds, interference, bler_level, 
         chosen = [sc.model_copy(update={"bler_level": bler_level}) for sc in chosen]
     cfg = EvalConfig(slots=slots, seeds=seed_list, olla_steps_db=(0.5, 1.0))
     result = run_sensitivity(chosen, model_path, cfg, workers=workers, models=interference or INTERFERENCE_MODELS)
+    label = {"none": "none", "default": "the shipped student (xapp/models/default.onnx)"}.get(model, model)
     if markdown_path:
-        markdown_path.write_text(markdown(result, cfg, model_path))
+        markdown_path.write_text(markdown(result, cfg, label))
     if as_json:
         click.echo(json.dumps({"summary": summary(result), **result}, default=float))
     else:
-        click.echo(markdown(result, cfg, model_path))
+        click.echo(markdown(result, cfg, label))
