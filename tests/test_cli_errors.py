@@ -88,6 +88,7 @@ def test_xapp_on_a_busy_port(listening_port, which):
     ("RANPD_XAPP_E2_PORT", "abc", "valid integer"),
     ("RANPD_XAPP_HTTP_PORT", "70000", "less than or equal to 65535"),
     ("RANPD_XAPP_UE_CAPACITY", "0", "greater than or equal to 1"),
+    ("RANPD_XAPP_E2_SETUP_TIMEOUT_S", "-3", "greater than 0"),
 ])
 def test_xapp_with_a_bad_setting_names_the_variable(monkeypatch, variable, value, needle):
     monkeypatch.setenv(variable, value)

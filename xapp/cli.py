@@ -10,17 +10,18 @@ import click
 
 
 def settings_error(exc: Exception) -> str:
-    """One line naming each bad setting (its RANPD_XAPP_* variable) and why it was refused."""
+    """One line naming each bad setting (its RANPD_XAPP_* or RANPD_XAPP_E2_* variable) and why it was refused."""
     from pydantic import ValidationError
 
     if not isinstance(exc, ValidationError):
         return f"cannot read the xApp settings: {exc}"
-    if exc.title != "XappSettings":         # the descriptor (config-file.json) itself is invalid
+    prefix = {"XappSettings": "RANPD_XAPP_", "E2Limits": "RANPD_XAPP_E2_"}.get(exc.title)
+    if prefix is None:                       # the descriptor (config-file.json) itself is invalid
         parts = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
         text = f"the xApp descriptor is invalid: {'; '.join(parts)}"
     else:
         parts = [f"{e['loc'][0]}={'***' if 'token' in str(e['loc'][0]) else repr(e['input'])} "
-                 f"(RANPD_XAPP_{str(e['loc'][0]).upper()}): {e['msg']}" if e["loc"] else e["msg"]
+                 f"({prefix}{str(e['loc'][0]).upper()}): {e['msg']}" if e["loc"] else e["msg"]
                  for e in exc.errors()]
         text = f"invalid xApp setting {'; '.join(parts)}"
     return " ".join(text.split())
@@ -57,6 +58,7 @@ def xapp(model_path: Path | None, e2_port: int | None, http_port: int | None, ho
     config, metrics, model (GET card; PUT upload with the admin bearer token), decide; the
     OpenAPI document is at /openapi.json. Every setting can also come from RANPD_XAPP_* variables.
     """
+    from ranpd.xapp.budgets import E2Limits
     from ranpd.xapp.config import XappSettings
     from ranpd.xapp.model import ModelError
     from ranpd.xapp.server import serve_xapp
@@ -66,6 +68,7 @@ def xapp(model_path: Path | None, e2_port: int | None, http_port: int | None, ho
                                        host=host).items() if v is not None}
     try:
         settings = XappSettings(**overrides)
+        limits = E2Limits()
     except (ValueError, OSError) as exc:         # pydantic's ValidationError is a ValueError
         raise click.ClickException(settings_error(exc)) from exc
     check_port_free(settings.host, settings.e2_port, "E2")
@@ -78,7 +81,7 @@ def xapp(model_path: Path | None, e2_port: int | None, http_port: int | None, ho
         raise click.ClickException(f"cannot serve model: {exc}") from exc
 
     async def main() -> None:
-        async with serve_xapp(settings, model) as running:
+        async with serve_xapp(settings, model, limits=limits) as running:
             click.echo(f"xApp ready: E2 {settings.host}:{running.e2_port}, "
                        f"REST http://{settings.host}:{running.http_port}/ric/v1 (Ctrl-C stops)", err=True)
             await running.stopped()
