@@ -145,7 +145,9 @@ class E2Protocol(asyncio.Protocol):
         if not more:
             self._resume("backlog")
             self.partial_since = (self.partial_since or time.monotonic()) if self.decoder.pending else None
-        wait = self.budget.spend(used * 1e-9)
+        # Work-conserving: the budget is charged only while another connection has a frame waiting,
+        # so a node alone on the loop is never throttled and a heavy one yields as soon as others wait.
+        wait = self.budget.spend(used * 1e-9) if self.server.contended() else 0.0
         if wait > 0:
             self.service.metrics.throttled.inc()
             self._pause("budget")
@@ -194,6 +196,10 @@ class E2Server:
         self.port = 0
 
     # -- scheduling (called on the E2 loop) ----------------------------------------------------
+    def contended(self) -> bool:
+        """Whether another connection has a frame waiting for the loop."""
+        return bool(self._heap)
+
     def ready(self, protocol: E2Protocol) -> None:
         """Queue a connection that has a frame to handle, ordered by the CPU it has used."""
         if protocol.queued or protocol.closed or "budget" in protocol._paused or not protocol.decoder.pending:
