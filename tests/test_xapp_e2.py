@@ -172,17 +172,23 @@ def test_without_model_indications_get_no_model_and_a_model_can_be_installed(mod
     run(scenario())
 
 
+async def _subscribe_kpm(node) -> tuple[e2.RicRequestId, e2.Envelope]:
+    """Set a node up for LA and KPM and subscribe to KPM reports every 100 ms; (request id, answer)."""
+    await node.setup_and_subscribe((la_codec.LA_RAN_FUNCTION, kpm.KPM_RAN_FUNCTION))
+    kpm_request = e2.RicRequestId(requestor_id=7, instance_id=2)
+    await node.send(e2.RICSubscriptionRequest(
+        request_id=kpm_request, ran_function_id=kpm.KPM_RAN_FUNCTION.id,
+        event_trigger=e2.EventTrigger(report_period_ms=100),
+        actions=[e2.RicAction(action_id=1, type=e2.ACTION_TYPE_REPORT)]))
+    return kpm_request, await node.recv()
+
+
 def test_kpm_report_updates_metrics_and_nan_is_rejected(model_path):
     async def scenario():
         async with serve_xapp(settings(), OnnxPolicyModel.load(model_path), http=False) as xapp:
             node = await Node.connect(xapp.e2_port)
-            await node.setup_and_subscribe((la_codec.LA_RAN_FUNCTION, kpm.KPM_RAN_FUNCTION))
-            kpm_request = e2.RicRequestId(requestor_id=7, instance_id=2)
-            await node.send(e2.RICSubscriptionRequest(
-                request_id=kpm_request, ran_function_id=kpm.KPM_RAN_FUNCTION.id,
-                event_trigger=e2.EventTrigger(report_period_ms=100),
-                actions=[e2.RicAction(action_id=1, type=e2.ACTION_TYPE_REPORT)]))
-            assert (await node.recv()).ric_subscription_response.admitted_action_ids == [1]
+            kpm_request, answer = await _subscribe_kpm(node)
+            assert answer.ric_subscription_response.admitted_action_ids == [1]
             for value in (2500.0, float("nan")):
                 header, message = kpm.encode_report({"DRB.UEThpDl": [value]}, {}, sender_name="cell-1",
                                                     granularity_period_ms=100, collection_start_ns=0)
@@ -362,13 +368,8 @@ def test_kpm_fallback_ratio_is_counted_and_warned_and_logs_escape_wire_text(mode
     async def scenario():
         async with serve_xapp(settings(), OnnxPolicyModel.load(model_path), http=False) as xapp:
             node = await Node.connect(xapp.e2_port)
-            await node.setup_and_subscribe((la_codec.LA_RAN_FUNCTION, kpm.KPM_RAN_FUNCTION))
-            kpm_request = e2.RicRequestId(requestor_id=7, instance_id=2)
-            await node.send(e2.RICSubscriptionRequest(
-                request_id=kpm_request, ran_function_id=kpm.KPM_RAN_FUNCTION.id,
-                event_trigger=e2.EventTrigger(report_period_ms=100),
-                actions=[e2.RicAction(action_id=1, type=e2.ACTION_TYPE_REPORT)]))
-            assert (await node.recv()).HasField("ric_subscription_response")
+            kpm_request, answer = await _subscribe_kpm(node)
+            assert answer.HasField("ric_subscription_response")
             for fallbacks in (1.0, 40.0):
                 header, message = kpm.encode_report({kpm.DECISIONS: [100.0], kpm.FALLBACKS: [fallbacks]}, {},
                                                     sender_name="cell-1", granularity_period_ms=100,
