@@ -6,7 +6,7 @@
 #
 # Needs root on Debian 12 and `ranpd` installed on the host (.ci/run installs it first).
 # Environment: RANPD_CONTAINER_WORK (podman storage + confs, default /var/tmp/ranpd-container),
-# RANPD_E2NODE_SCENARIO, RANPD_E2NODE_UES, RANPD_E2NODE_SLOTS.
+# RANPD_E2NODE_SCENARIO, RANPD_E2NODE_UES, RANPD_E2NODE_SLOTS, RANPD_E2NODE_DEADLINE_US.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,7 @@ HTTP_PORT=8080
 SCENARIO=${RANPD_E2NODE_SCENARIO:-uma-mid-pedestrian}
 UES=${RANPD_E2NODE_UES:-16}
 SLOTS=${RANPD_E2NODE_SLOTS:-4000}
+DEADLINE_US=${RANPD_E2NODE_DEADLINE_US:-20000}
 START=$SECONDS
 step() { echo "[container +$((SECONDS - START))s] $*"; }
 
@@ -81,15 +82,17 @@ for _ in $(seq 60); do
 done
 podman healthcheck run "$cid" >/dev/null || { echo "xApp container never became healthy"; exit 1; }
 
-step "simulator as E2 node against the container: $SCENARIO, $UES UEs, $SLOTS slots"
-ranpd e2node --xapp "127.0.0.1:$E2_PORT" --scenario "$SCENARIO" --slots "$SLOTS" --ues "$UES" --seed 0 --json \
-  >"$WORK/e2node.json"
+# The check is that the container decides over the published port; its speed is a benchmark's job
+# (`ranpd bench xapp`), so the per-slot deadline is kept well above CPU and port-forwarding noise.
+step "simulator as E2 node against the container: $SCENARIO, $UES UEs, $SLOTS slots, deadline ${DEADLINE_US} us"
+ranpd e2node --xapp "127.0.0.1:$E2_PORT" --scenario "$SCENARIO" --slots "$SLOTS" --ues "$UES" --seed 0 \
+  --deadline-us "$DEADLINE_US" --json >"$WORK/e2node.json"
 python3 - "$WORK/e2node.json" <<'PY'
 import json, sys
 k = json.load(open(sys.argv[1]))
 print({key: k[key] for key in ("decisions", "fallback_rate", "rtt_p50_us", "rtt_p99_us",
                                "reconnects", "throughput_mbps", "bler_first_tx")})
 assert k["decisions"] > 0, "no decisions made"
-assert k["fallback_rate"] < 1.0, "every decision fell back to OLLA: the xApp never answered in time"
+assert k["fallback_rate"] < 0.5, f"{k['fallback_rate']:.1%} of decisions fell back to OLLA: the xApp did not answer in time"
 PY
 step "container check passed"
