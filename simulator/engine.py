@@ -121,15 +121,19 @@ def _water_fill(need: np.ndarray, active: np.ndarray, budget: np.ndarray) -> np.
 class Simulation:
     """A seeded population of UEs in `n_ues / ues_per_cell` independent cells."""
 
-    def __init__(self, scenario: Scenario, seed: int = 0, n_ues: int | None = None):
+    def __init__(self, scenario: Scenario, seed: int = 0, n_ues: int | None = None, trace_seed: int | None = None):
+        """`seed` sets everything; `trace_seed` (default: `seed`) alone sets the fading and interference
+        traces, so training can reuse a few cached trace sets while drops and luck stay per seed."""
         sc = scenario if n_ues is None else scenario.with_ues(n_ues)
         self.scenario, self.seed = sc, seed
+        self.trace_seed = seed if trace_seed is None else trace_seed
         self.n_ues, self.n_cells = sc.n_ues, sc.n_ues // sc.ues_per_cell
         self.mcs_table, self.cqi_table = sc.mcs_table, sc.cqi_table
         self.slot_duration_s = sc.slot_duration_s
         streams = np.random.SeedSequence(seed).spawn(5)
         self._streams = dict(zip(("drop", "traffic", "csi", "decode"), streams[:4]))
-        trace_seeds = [int(x) for x in streams[4].generate_state(4)]
+        trace_stream = streams[4] if trace_seed is None else np.random.SeedSequence(trace_seed).spawn(5)[4]
+        trace_seeds = [int(x) for x in trace_stream.generate_state(4)]
         drop_rng = np.random.default_rng(self._streams["drop"])
         n = self.n_ues
 

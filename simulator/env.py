@@ -16,9 +16,11 @@ import numpy as np
 
 from ranpd.simulator.engine import FULL_BUFFER_BYTES, Simulation
 
-# Training episodes draw simulation seeds from here up; evaluation seeds (< 2^20) are disjoint, and every
-# seed generates its own channel traces, so evaluation never meets a channel seen in training.
+# Training episodes draw simulation seeds from here up, and their traces from TRAINING_TRACE_SETS trace
+# seeds from here up (reused through the trace caches, as generating traces costs more than an episode);
+# evaluation seeds (< 2^20) are disjoint, so evaluation never meets a channel seen in training.
 TRAINING_SEEDS_FROM = 1 << 20
+TRAINING_TRACE_SETS = 4
 from ranpd.simulator.observation import OBS_DIM, ObservationBuilder
 from ranpd.simulator.report import SlotReport
 from ranpd.simulator.scenarios import BUILTIN_SCENARIOS, Scenario, randomized_scenario
@@ -52,7 +54,8 @@ class LinkAdaptationEnv(gym.Env):
         else:
             scenario = self.scenarios[self.np_random.integers(len(self.scenarios))]
         seed = int(self.np_random.integers(TRAINING_SEEDS_FROM, 2 ** 31))
-        self.sim = Simulation(scenario, seed=seed, n_ues=self.n_ues)
+        trace_seed = TRAINING_SEEDS_FROM + int(self.np_random.integers(TRAINING_TRACE_SETS))
+        self.sim = Simulation(scenario, seed=seed, n_ues=self.n_ues, trace_seed=trace_seed)
         self.builder = ObservationBuilder(self.n_ues, self.sim.mcs_table, self.sim.cqi_table)
         self._report = self.sim.reset()
         return self._observe(self._report), self._info(np.zeros(self.n_ues, bool))

@@ -109,6 +109,9 @@ def test_two_seeds_share_no_fading_or_interference_trace():
     assert not np.array_equal(a._occupancy, b._occupancy)
     again = Simulation(PEDESTRIAN, seed=0)
     np.testing.assert_array_equal(a._gains, again._gains)
+    shared = Simulation(PEDESTRIAN, seed=9, trace_seed=0)          # traces of seed 0, drop of seed 9
+    np.testing.assert_array_equal(a._gains, shared._gains)
+    assert not np.array_equal(a._snr, shared._snr)
 
 
 def test_olla_beats_or_ties_illa_on_a_slow_low_interference_channel():
@@ -164,15 +167,16 @@ def test_old_scenario_files_load_and_bad_values_name_the_field(tmp_path):
 
 
 def test_training_episodes_and_evaluation_never_share_a_seed():
-    from ranpd.simulator.env import TRAINING_SEEDS_FROM, LinkAdaptationEnv
+    from ranpd.simulator.env import TRAINING_SEEDS_FROM, TRAINING_TRACE_SETS, LinkAdaptationEnv
     from ranpd.training.config import PROFILES
 
     env = LinkAdaptationEnv(n_ues=16, episode_slots=5)
     drawn = []
     for s in range(20):
         env.reset(seed=s)
-        drawn.append(env.sim.seed)
-    assert min(drawn) >= TRAINING_SEEDS_FROM
+        drawn.append((env.sim.seed, env.sim.trace_seed))
+    assert min(min(pair) for pair in drawn) >= TRAINING_SEEDS_FROM
+    assert len({trace for _, trace in drawn}) <= TRAINING_TRACE_SETS < len({seed for seed, _ in drawn})
     for make in PROFILES.values():
         ev = make().evaluation
         assert max(*ev.seeds, ev.olla_tune_seed) < TRAINING_SEEDS_FROM
