@@ -65,13 +65,22 @@ def sample(pid: int) -> tuple[float, int]:
     return sum(rss for rss, _ in usage), sum(fds for _, fds in usage)
 
 
+def _relative(path: str) -> str:
+    """`path` relative to the working directory when it lies under it (results carry no machine paths)."""
+    cwd = str(Path.cwd()) + "/"
+    return path.replace(cwd, "")
+
+
 def _by_process(start: dict[int, tuple[float, int]], end: dict[int, tuple[float, int]]) -> list[dict]:
     """RSS and fds of each process of the xApp tree at the start and the end of the run."""
     def name(pid: int) -> str:
+        """The command line, with paths shown relative to this checkout and the interpreter by name."""
         try:
-            return " ".join(Path(f"/proc/{pid}/cmdline").read_text().split("\0"))[:120]
+            args = [a for a in Path(f"/proc/{pid}/cmdline").read_text().split("\0") if a]
         except OSError:
             return "?"
+        args = [Path(a).name if i == 0 else _relative(a) for i, a in enumerate(args)]
+        return " ".join(args)[:120]
     return [{"pid": pid, "cmd": name(pid), "rss_mib_start": start.get(pid, (None,))[0],
              "rss_mib_end": end.get(pid, (None,))[0], "fds_start": start.get(pid, (0, None))[1],
              "fds_end": end.get(pid, (0, None))[1]} for pid in sorted(start.keys() | end.keys())]
@@ -148,7 +157,7 @@ def run_soak(model: Path, cells: int, ues: int, seconds: float, scenario: str, d
     return {"cells": cells, "ues": ues, "minutes": seconds / 60, "scenario": scenario, "deadline_us": deadline_us,
             "reconnect_every_s": reconnect_every_s, "kpm_period_ms": kpm_period_ms, "warmup_s": warmup_s,
             "cpus": os.cpu_count(), "loadavg_1min": {"before": load_before, "end": os.getloadavg()[0]},
-            "model": str(model),
+            "model": _relative(str(model)),
             "xapp": {"idle_rss_mib": idle_rss, "idle_fds": idle_fds, **memory_summary(samples, warmup_s)},
             "processes": processes, "nodes": nodes, "samples": [[round(t, 2), round(r, 2), f] for t, r, f in samples]}
 

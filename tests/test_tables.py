@@ -1,6 +1,6 @@
 """simulator/tables.py equals TS 38.214 MCS tables 5.1.3.1-1/-2 and CQI tables 5.2.2.1-2/-3.
 
-Expected rows are transcribed independently from /work/shared/reference/nr-facts.md (the spec tables:
+Expected rows are transcribed independently from the TS 38.214 tables (
 MCS, Qm, R×1024 and the spectral-efficiency column to 4 decimals), not derived from the module under test.
 """
 import numpy as np
