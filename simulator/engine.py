@@ -204,6 +204,7 @@ class Simulation:
         symbols = [sc.pdsch_symbols, s_symbols if s_has_pdsch else sc.pdsch_symbols]
         self._tb = np.stack([_tb_table(sc.mcs_table, sc.cell_prbs, sym, sc.dmrs_per_prb, sc.layers)
                              for sym in symbols])                              # [kind, 3, prbs+1, mcs]
+        self._tb_flat, self._tb_stride = self._tb.reshape(-1), self._tb[0, 0].size   # TBS -> blocks -> bits
         self._re_per_prb = np.array([n_re(1, sym, sc.dmrs_per_prb) for sym in symbols])
         self._rlc_delay = int(round(sc.rlc_retx_delay_ms * 1e-3 / sc.slot_duration_s))
 
@@ -315,7 +316,7 @@ class Simulation:
             if lost.any():
                 self._stats["rlc_resends"] += int(lost.sum())
                 self._rlc.setdefault(t + self._rlc_delay, []).append((ue[lost], fb["bits"][lost] / 8.0))
-            tbs = self._tb.reshape(-1)[fb["tb"]]
+            tbs = self._tb_flat[fb["tb"]]
             report.harq_ue, report.harq_ack, report.harq_tx = ue, ack, tx
             report.harq_mcs, report.harq_tbs, report.harq_process = fb["mcs"], tbs, fb["proc"]
 
@@ -447,7 +448,7 @@ class Simulation:
         self._busy[new] |= np.int64(1) << proc
         tb_index = np.ravel_multi_index((np.full(new.size, self._kind_now), np.zeros(new.size, np.int64),
                                          self._new_prbs, mcs), self._tb.shape)
-        tbs = self._tb.reshape(-1)[tb_index]
+        tbs = self._tb_flat[tb_index]
         bits = np.minimum(tbs, self.buffer_bytes[new] * 8.0)
         self.buffer_bytes[new] -= bits / 8.0
         old = self._dequeue(self._retx_ue) if self._retx_ue.size else {k: q[:0, 0] for k, q in self._queue.items()}
@@ -455,8 +456,7 @@ class Simulation:
         ue = np.concatenate([new, self._retx_ue])
         tb = np.concatenate([tb_index, old["tb"]])
         tx_mcs = np.concatenate([mcs, old["mcs"]])
-        flat = self._tb.reshape(-1)
-        stride = self._tb[0, 0].size                                   # TBS -> code blocks -> block bits
+        flat, stride = self._tb_flat, self._tb_stride
         sinr = self._sinr(ue, t)
         eff = 10 ** (phy.eesm_db(sinr, self._curves.beta[tx_mcs]) / 10)
         acc = np.concatenate([np.zeros(new.size), old["acc"]]) + eff          # chase combining
