@@ -29,6 +29,7 @@ class Cause(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CAUSE_INFERENCE_FAILED: _ClassVar[Cause]
     CAUSE_CONTROL_TOO_LATE: _ClassVar[Cause]
     CAUSE_OVERLOAD: _ClassVar[Cause]
+    CAUSE_MCS_TABLE_NOT_SUPPORTED: _ClassVar[Cause]
 
 class ActionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -65,6 +66,7 @@ CAUSE_NO_MODEL: Cause
 CAUSE_INFERENCE_FAILED: Cause
 CAUSE_CONTROL_TOO_LATE: Cause
 CAUSE_OVERLOAD: Cause
+CAUSE_MCS_TABLE_NOT_SUPPORTED: Cause
 ACTION_TYPE_UNSPECIFIED: ActionType
 ACTION_TYPE_REPORT: ActionType
 ACTION_TYPE_INSERT: ActionType

@@ -7,18 +7,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class LaIndicationHeader(_message.Message):
-    __slots__ = ("slot", "timestamp_ns", "deadline_ns", "mcs_table", "cqi_table")
+    __slots__ = ("slot", "timestamp_ns", "deadline_ns", "mcs_table", "cqi_table", "max_harq_tx")
     SLOT_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_NS_FIELD_NUMBER: _ClassVar[int]
     MCS_TABLE_FIELD_NUMBER: _ClassVar[int]
     CQI_TABLE_FIELD_NUMBER: _ClassVar[int]
+    MAX_HARQ_TX_FIELD_NUMBER: _ClassVar[int]
     slot: int
     timestamp_ns: int
     deadline_ns: int
     mcs_table: int
     cqi_table: int
-    def __init__(self, slot: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., deadline_ns: _Optional[int] = ..., mcs_table: _Optional[int] = ..., cqi_table: _Optional[int] = ...) -> None: ...
+    max_harq_tx: int
+    def __init__(self, slot: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., deadline_ns: _Optional[int] = ..., mcs_table: _Optional[int] = ..., cqi_table: _Optional[int] = ..., max_harq_tx: _Optional[int] = ...) -> None: ...
 
 class LaIndicationMessage(_message.Message):
     __slots__ = ("cqi_ue", "cqi_value", "cqi_age_slots", "harq_ue", "harq_ack", "harq_mcs", "harq_tbs", "harq_tx", "harq_process", "ue", "prbs", "layers", "buffer_bytes")

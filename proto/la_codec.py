@@ -47,12 +47,15 @@ class ControlDecision:
     mcs: np.ndarray
 
 
-def encode_indication(report, *, deadline_ns: int, timestamp_ns: int | None = None) -> tuple[bytes, bytes]:
-    """(header, message) bytes of the LA indication for one SlotReport-like `report`."""
+def encode_indication(report, *, deadline_ns: int, timestamp_ns: int | None = None,
+                      max_harq_tx: int = 0) -> tuple[bytes, bytes]:
+    """(header, message) bytes of the LA indication for one SlotReport-like `report`;
+    `max_harq_tx`: the node's HARQ transmissions per TB (0: not said)."""
     slot = int(report.slot)
     header = e2sm_la_pb2.LaIndicationHeader(
         slot=slot, timestamp_ns=time.monotonic_ns() if timestamp_ns is None else timestamp_ns,
-        deadline_ns=deadline_ns, mcs_table=int(report.mcs_table), cqi_table=int(report.cqi_table))
+        deadline_ns=deadline_ns, mcs_table=int(report.mcs_table), cqi_table=int(report.cqi_table),
+        max_harq_tx=max_harq_tx)
     message = e2sm_la_pb2.LaIndicationMessage(
         cqi_ue=report.cqi_ue.tolist(), cqi_value=report.cqi_value.tolist(),
         cqi_age_slots=(slot - np.asarray(report.cqi_slot)).tolist(),
@@ -66,9 +69,10 @@ def encode_indication(report, *, deadline_ns: int, timestamp_ns: int | None = No
 
 def indication_envelope(report, *, request_id: e2ap_pb2.RicRequestId, sequence_number: int,
                         deadline_ns: int, timestamp_ns: int | None = None, action_id: int = 1,
-                        ran_function_id: int = LA_RAN_FUNCTION.id) -> e2ap_pb2.Envelope:
+                        ran_function_id: int = LA_RAN_FUNCTION.id, max_harq_tx: int = 0) -> e2ap_pb2.Envelope:
     """The whole framed-ready INSERT indication for one slot (call process id = sequence no.)."""
-    header, message = encode_indication(report, deadline_ns=deadline_ns, timestamp_ns=timestamp_ns)
+    header, message = encode_indication(report, deadline_ns=deadline_ns, timestamp_ns=timestamp_ns,
+                                        max_harq_tx=max_harq_tx)
     return wrap(e2ap_pb2.RICIndication(
         request_id=request_id, ran_function_id=ran_function_id, action_id=action_id,
         sequence_number=sequence_number, type=e2ap_pb2.INDICATION_TYPE_INSERT,
@@ -128,6 +132,8 @@ def decode_header(header: bytes) -> e2sm_la_pb2.LaIndicationHeader:
                        f"supported are {MCS_TABLES} / {CQI_TABLES}")
     if head.slot > MAX_SLOT:
         raise _invalid(f"slot {head.slot} out of range [0, {MAX_SLOT}]")
+    if head.max_harq_tx > MAX_HARQ_TX:
+        raise _invalid(f"max_harq_tx {head.max_harq_tx} out of range [0, {MAX_HARQ_TX}] (0: not said)")
     return head
 
 

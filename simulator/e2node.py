@@ -3,10 +3,13 @@
 Each slot the node sends the simulation's `SlotReport` as one RANPD-E2SM-LA INSERT indication
 (O-RAN E2AP §8.2.3 RIC Indication) and waits, up to the decision deadline, for the RIC Control
 (§8.2.4) carrying the MCS of every UE scheduled for a new transmission. A UE gets the xApp's MCS
-when the control arrives in time and is for this slot; otherwise it gets the node's own OLLA
-decision. OLLA sees every report's CSI and HARQ events every slot, so it is always ready to take
-over. When the xApp goes away the node runs on OLLA and reconnects with exponential backoff
-(E2 Setup §8.3.1, then RIC Subscription §8.2.1 again): no UE-slot ever goes without an MCS.
+when the control arrives in time and is for this slot and names it; otherwise (late, missing, or
+a UE the control leaves out because the xApp's guard handed it back) it gets the node's own OLLA
+decision, at the operator's BLER target. OLLA sees every report's CSI and HARQ events every
+slot, so it is always ready to take over. When the xApp goes away the node runs on OLLA and
+reconnects with exponential backoff (E2 Setup §8.3.1, then RIC Subscription §8.2.1 again): no
+UE-slot ever goes without an MCS. Each indication's header also tells the xApp the node's HARQ
+transmissions per TB (`max_harq_tx`), so its guard can tell a residual loss.
 
 Every KPM granularity period (`kpm_period_ms` of simulated time) the node also sends a
 RANPD-E2SM-KPM REPORT indication on its KPM subscription (E2AP §8.2.3, REPORT action): cell and
@@ -37,7 +40,8 @@ import numpy as np
 from ranpd.proto import e2ap_pb2, kpm, la_codec
 from ranpd.proto.framing import FrameDecoder, FrameError, encode_frame, message_type, wrap
 from ranpd.simulator.engine import Simulation
-from ranpd.simulator.policies import Olla
+from ranpd.simulator.observation import DEFAULT_BLER_TARGET
+from ranpd.simulator.policies import Olla, parse_bler_target
 from ranpd.simulator.report import SlotReport
 from ranpd.simulator.scenarios import Scenario
 from ranpd.simulator.tables import MCS_TABLES
@@ -240,13 +244,17 @@ class KpmCollector:
 class E2Node:
     """A simulated gNB that asks an xApp for its MCS decisions and falls back to OLLA.
 
-    `run(slots)` returns the KPIs of `Simulation.kpis()` plus the loop's `LoopStats.summary`.
+    The fallback OLLA runs at the operator's first-tx BLER target `bler_target` (10% in throughput
+    mode, None), and decides every UE the xApp's control leaves out (e.g. one its guard handed
+    back). `run(slots)` returns the KPIs of `Simulation.kpis()` plus the loop's `LoopStats.summary`.
     """
 
     def __init__(self, scenario: Scenario, xapp: tuple[str, int], seed: int = 0, n_ues: int | None = None,
                  deadline_us: float | None = None, backoff_s: tuple[float, float] = (0.01, 1.0),
-                 realtime: bool = False, connect_timeout_s: float = 2.0, kpm_period_ms: int = 100):
+                 realtime: bool = False, connect_timeout_s: float = 2.0, kpm_period_ms: int = 100,
+                 bler_target: float | None = DEFAULT_BLER_TARGET):
         self.scenario, self.seed, self.n_ues = scenario, seed, n_ues
+        self.olla_target = DEFAULT_BLER_TARGET if bler_target is None else bler_target
         self.host, self.port = xapp
         self.deadline_us = scenario.slot_duration_s * 1e6 if deadline_us is None else float(deadline_us)
         if self.deadline_us <= 0:
@@ -304,8 +312,8 @@ class E2Node:
         sent = time.monotonic_ns()
         deadline = sent + int(self.deadline_us * 1e3)
         link.send(la_codec.indication_envelope(report, request_id=REQUEST_ID, sequence_number=sequence,
-                                               deadline_ns=deadline, timestamp_ns=sent,
-                                               action_id=LA_ACTION_ID))
+                                               deadline_ns=deadline, timestamp_ns=sent, action_id=LA_ACTION_ID,
+                                               max_harq_tx=self.scenario.max_transmissions))
         if report.n_decisions == 0:
             return None
         self._sent_ns[sequence] = sent
@@ -409,7 +417,7 @@ class E2Node:
         if slots < 1:
             raise ValueError(f"slots must be >= 1, got {slots}")
         sim = Simulation(self.scenario, seed=self.seed, n_ues=self.n_ues)
-        olla = Olla()
+        olla = Olla(target_bler=self.olla_target)
         olla.reset(sim.n_ues, sim.mcs_table, sim.cqi_table)
         report = sim.reset()
         start = time.monotonic()
@@ -435,6 +443,7 @@ class E2Node:
                 self._link.close()
                 self._link = None
         return {**sim.kpis(), "policy": "xapp", "reached_xapp": self.ever_connected,
+                "olla_bler_target": self.olla_target,
                 **self.stats.summary(self.deadline_us)}
 
 
@@ -450,8 +459,12 @@ class E2Node:
 @click.option("--realtime", is_flag=True, help="Pace slots at the scenario's slot duration, as a gNB does.")
 @click.option("--kpm-period-ms", type=click.IntRange(min=0), default=100, show_default=True,
               help="KPM REPORT granularity period in simulated time (0: send no KPM reports).")
+@click.option("--bler-target", default="0.1", show_default=True, metavar="{T|max}",
+              help="Operator first-tx BLER target of the fallback OLLA, in (0, 1); 'max' (throughput mode) "
+                   "runs it at 0.1.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of KPIs and loop statistics.")
-def e2node_command(address, scenario, slots, seed, ues, deadline_us, realtime, kpm_period_ms, as_json) -> None:
+def e2node_command(address, scenario, slots, seed, ues, deadline_us, realtime, kpm_period_ms, bler_target,
+                   as_json) -> None:
     """Run the simulator as an E2 node against an xApp.
 
     Each slot it sends an E2 indication, applies the xApp's MCS when the control arrives before
@@ -468,9 +481,13 @@ def e2node_command(address, scenario, slots, seed, ues, deadline_us, realtime, k
         host, port = parse_address(address)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--xapp") from exc
+    try:
+        target = parse_bler_target(bler_target)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--bler-target") from exc
     sc = load_scenario_or_fail(scenario)
     node = E2Node(sc, (host, port), seed=seed, n_ues=ues, deadline_us=deadline_us, realtime=realtime,
-                  kpm_period_ms=kpm_period_ms)
+                  kpm_period_ms=kpm_period_ms, bler_target=target)
     if as_json:
         click.echo(json.dumps(kpis := node.run(slots)))
     else:

@@ -10,8 +10,9 @@ events (CQI, HARQ-ACK), like a real gNB.
   transmissions; the offset is clipped to ±limit (defaults as NVIDIA Sionna SYS: t = 0.1,
   Δup = 1 dB).
 - `ObservationPolicy`: any callable scoring observations (an ONNX student, a torch teacher);
-  the MCS is the action-table entry of the argmax, clipped to the MCS table (`scores_to_mcs`,
-  which the xApp uses too).
+  the MCS is the action-table entry of the argmax, clipped to the MCS table, and ILLA/OLLA's
+  MCS 0 where the CQI is 0 (`scores_to_mcs`, which the xApp uses too); optionally behind the
+  per-UE guard (`ranpd.simulator.guard`) with an OLLA for the UEs it hands back.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 from ranpd.simulator import phy
-from ranpd.simulator.observation import ObservationBuilder
+from ranpd.simulator.guard import DEFAULT_MAX_TRANSMISSIONS, GuardConfig, UeGuard
+from ranpd.simulator.observation import DEFAULT_BLER_TARGET, ObservationBuilder
 from ranpd.simulator.report import SlotReport, occurrence_rounds
 from ranpd.simulator.tables import MAX_SUPPORTED_MCS_ACTIONS, MCS_TABLES, cqi_to_mcs_map
 
@@ -95,11 +97,31 @@ class Olla(_CqiTracker):
         return np.clip(mcs, 0, None)
 
 
-def scores_to_mcs(scores: np.ndarray, action_mcs: np.ndarray, max_mcs: int) -> np.ndarray:
+OUT_OF_RANGE_MCS = 0   # CQI 0 (no report yet, or "out of range", TS 38.214 Table 5.2.2.1-2/-3)
+
+
+def scores_to_mcs(scores: np.ndarray, action_mcs: np.ndarray, max_mcs: int, cqi: np.ndarray) -> np.ndarray:
     """MCS index per row of `scores` [n, n_actions]: `action_mcs[argmax]`, clipped to `max_mcs`
-    (the last index of the TS 38.214 Table 5.1.3.1-1/-2 in use). The one scores -> MCS mapping,
-    offline (`ObservationPolicy`) and online (the xApp's `OnnxPolicyModel.decide_mcs`)."""
-    return np.minimum(action_mcs[np.argmax(scores, axis=1)], max_mcs)
+    (the last index of the TS 38.214 Table 5.1.3.1-1/-2 in use); rows whose latest CQI is 0 (cold
+    start, or out of range) get `OUT_OF_RANGE_MCS`, what ILLA and a fresh OLLA give there, not the
+    network's choice. The one scores -> MCS mapping, offline (`ObservationPolicy`) and online (the
+    xApp's `OnnxPolicyModel.decide_mcs`)."""
+    mcs = np.minimum(action_mcs[np.argmax(scores, axis=1)], max_mcs)
+    return np.where(cqi == 0, OUT_OF_RANGE_MCS, mcs)
+
+
+def parse_bler_target(value: str | float) -> float | None:
+    """An operator's first-tx BLER target as written in a setting or on a command line: a number
+    in (0, 1), or `max` for throughput mode (None). Raises ValueError otherwise."""
+    if isinstance(value, str) and value.strip().lower() == "max":
+        return None
+    try:
+        target = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"BLER target must be a number in (0, 1) or 'max', got {value!r}") from None
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"BLER target must be in (0, 1) or 'max', got {value!r}")
+    return target
 
 
 class ObservationPolicy:
@@ -107,23 +129,52 @@ class ObservationPolicy:
 
     `score` maps float32 observations [n, OBS_DIM] to scores [n, n_actions]; output i means MCS
     `action_mcs[i]` (a model card's action table; default the identity, as for the teachers).
+    `bler_target` is the operator's first-tx BLER target the observation's price holds (None:
+    throughput mode). `mcs_tables`: the MCS tables the model was trained for (a model card's
+    `mcs_tables`); `reset` refuses another (None: any).
+
+    With a `guard` (its thresholds), a `UeGuard` watches every UE's HARQ feedback and rows it hands
+    back are decided by an OLLA at the target (10% in throughput mode) that sees every report, as
+    the E2 node's fallback does; `max_transmissions` is the scenario's HARQ limit (residual loss).
+    After a run, `policy.guard.handed_back_decisions` counts the UE-slots OLLA decided.
     """
 
     def __init__(self, score: Callable[[np.ndarray], np.ndarray], name: str = "learned",
-                 action_mcs: Sequence[int] | None = None):
-        self.score, self.name = score, name
+                 action_mcs: Sequence[int] | None = None, bler_target: float | None = DEFAULT_BLER_TARGET,
+                 mcs_tables: Sequence[int] | None = None, guard: GuardConfig | None = None,
+                 max_transmissions: int = DEFAULT_MAX_TRANSMISSIONS):
+        self.score, self.name, self.bler_target = score, name, bler_target
         self.action_mcs = np.asarray(range(MAX_SUPPORTED_MCS_ACTIONS) if action_mcs is None else action_mcs,
                                      np.int64)
+        self.mcs_tables = None if mcs_tables is None else tuple(mcs_tables)
+        self.guard_config, self.max_transmissions = guard, max_transmissions
+        self.guard: UeGuard | None = None
+        self.fallback: Olla | None = None
 
     def reset(self, n_ues: int, mcs_table: int, cqi_table: int) -> None:
-        self.builder = ObservationBuilder(n_ues, mcs_table, cqi_table)
+        if self.mcs_tables is not None and mcs_table not in self.mcs_tables:
+            raise ValueError(f"{self.name} was trained for MCS table(s) {list(self.mcs_tables)} "
+                             f"(TS 38.214 Table 5.1.3.1-x); this scenario uses MCS table {mcs_table}")
+        self.builder = ObservationBuilder(n_ues, mcs_table, cqi_table, self.bler_target)
         self._max_mcs = MCS_TABLES[mcs_table].size - 1
+        if self.guard_config is not None:
+            self.guard = UeGuard(n_ues, self.guard_config, self.max_transmissions)
+            self.fallback = Olla(target_bler=self.bler_target or DEFAULT_BLER_TARGET)
+            self.fallback.reset(n_ues, mcs_table, cqi_table)
 
     def decide(self, report: SlotReport) -> np.ndarray:
         obs = self.builder.observe_report(report)
+        target = self.builder.bler_target
+        if self.guard is not None:           # the guard and its OLLA see every report
+            fallback = self.fallback.decide(report)
+            self.guard.apply_harq(report.harq_ue, report.harq_ack, report.harq_tx, report.slot,
+                                  target[report.harq_ue])
         if obs.shape[0] == 0:
             return np.zeros(0, np.int64)
-        return scores_to_mcs(self.score(obs), self.action_mcs, self._max_mcs)
+        mcs = scores_to_mcs(self.score(obs), self.action_mcs, self._max_mcs, self.builder.cqi[report.ue])
+        if self.guard is None:
+            return mcs
+        return np.where(self.guard.select(report.ue, report.slot, target[report.ue]), fallback, mcs)
 
 
 def make_baseline(name: str, **kwargs) -> LinkAdaptationPolicy:

@@ -39,7 +39,8 @@ def test_scores_match_a_plain_session_for_every_batch_size(model_path):
     for n in (1, 5, 64, 5):
         obs = rng.random((n, OBS_DIM), np.float32)
         np.testing.assert_allclose(model.score(obs), plain.run(None, {"obs": obs})[0], rtol=1e-6)
-    assert model.decide_mcs(obs, 1).max() <= 28 and model.decide_mcs(obs[:0], 2).size == 0
+    cqi = np.full(n, 7)
+    assert model.decide_mcs(obs, 1, cqi).max() <= 28 and model.decide_mcs(obs[:0], 2, cqi[:0]).size == 0
 
 
 @pytest.mark.parametrize("breakage, match", [
@@ -140,8 +141,8 @@ def test_offline_and_online_map_scores_through_one_permuted_action_table(model_p
 
     card = _card(model_path)
     permuted = np.random.default_rng(3).permutation(len(card.action_table.mcs)).tolist()
-    card.model_copy(update={"action_table": card.action_table.model_copy(update={"mcs": permuted})}).save(
-        card_path_for(model_path))
+    card.model_copy(update={"action_table": card.action_table.model_copy(update={"mcs": permuted}),
+                            "mcs_tables": [1, 2]}).save(card_path_for(model_path))
     online = OnnxPolicyModel.load(model_path)
     offline = onnx_policy(model_path, "student")
     identity = ObservationPolicy(online.score)
@@ -150,9 +151,10 @@ def test_offline_and_online_map_scores_through_one_permuted_action_table(model_p
         policy.reset(10, mcs_table=1, cqi_table=2)
     differs = 0
     for report in _stream(n_slots=40):
-        obs = builder.observe_report(report)
+        obs, cqi = builder.observe_report(report), builder.cqi[report.ue]
         expected = np.minimum(np.asarray(permuted)[np.argmax(online.score(obs), axis=1)], 28)
-        np.testing.assert_array_equal(online.decide_mcs(obs, 1), expected)
+        expected[cqi == 0] = 0
+        np.testing.assert_array_equal(online.decide_mcs(obs, 1, cqi), expected)
         np.testing.assert_array_equal(offline.decide(report), expected)
         differs += int((identity.decide(report) != expected).sum())
     assert differs > 0

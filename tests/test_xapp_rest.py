@@ -128,7 +128,8 @@ def _expected(model: OnnxPolicyModel) -> list[int]:
                         harq_tbs=np.array([5000]), harq_tx=np.array([1]), harq_process=np.array([3]),
                         ue=np.array([0, 1]), prbs=np.array([40, 10]), layers=np.array([2, 1]),
                         buffer_bytes=np.array([9000, 0]))
-    return model.decide_mcs(ObservationBuilder(2).observe_report(report), 2).tolist()
+    builder = ObservationBuilder(2)
+    return model.decide_mcs(builder.observe_report(report), 2, builder.cqi[report.ue]).tolist()
 
 
 def test_decide_json(client, service):

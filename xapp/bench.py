@@ -113,9 +113,9 @@ def _stages(frames: list[bytes], model, n_ues: int) -> dict:
         head, fields = la_codec.decode_indication(indication.header, indication.message)
         t1 = clock()
         report = SlotReport(**fields)
-        obs = store.observe(report)
+        rows, obs = store.observe_rows(report)
         t2 = clock()
-        mcs = model.decide_mcs(obs, head.mcs_table)
+        mcs = model.decide_mcs(obs, head.mcs_table, store.builder.cqi[rows])
         t3 = clock()
         header, message = la_codec.encode_control(head.slot, indication.sequence_number, report.ue, mcs)
         encode_frame(wrap(e2.RICControlRequest(request_id=indication.request_id, call_process_id=indication.call_process_id,

@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from ranpd.simulator.policies import parse_bler_target
+
 DESCRIPTOR_PATH = Path(__file__).parent / "config-file.json"
 
 
@@ -101,6 +103,11 @@ class XappSettings(BaseSettings):
                                          "killed after this long")
     model_check_memory_mb: int = Field(2048, ge=256, description="address-space cap of the validation "
                                        "process (RLIMIT_AS)")
+    bler_target: float | Literal["max"] = Field(0.1, description="operator first-tx BLER target of every "
+                                                "E2 node's UEs, in (0, 1), or 'max' (throughput mode); "
+                                                "PUT /ric/v1/config/bler-target changes it, per node too")
+    guard: bool = Field(True, description="per-UE guard: hand a UE back to its node's OLLA while its NACK "
+                        "or residual-loss rate breaks a limit (ranpd.simulator.guard)")
     model_latency_budget_us: float = Field(500.0, gt=0, description="a model is refused if the p99 CPU "
                                            "time of its 64-UE batch inference exceeds this (one 30 kHz slot)")
 
@@ -108,6 +115,17 @@ class XappSettings(BaseSettings):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("bler_target", mode="before")
+    @classmethod
+    def _target(cls, value: Any) -> float | str:
+        target = parse_bler_target(value)
+        return "max" if target is None else target
+
+    @property
+    def bler_target_value(self) -> float | None:
+        """`bler_target` as the observation builder takes it (None: throughput mode)."""
+        return None if self.bler_target == "max" else self.bler_target
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

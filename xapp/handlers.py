@@ -14,6 +14,12 @@ id already subscribed is refused, not replaced; a subscription has 1..16 actions
 indication past its `deadline_ns` is dropped unanswered (the node has fallen back already).
 Every string a peer sends is escaped before it reaches a log line, and repeated errors are
 logged a few times per window (see `budgets.LogLimiter`).
+
+Serving guards: an LA indication in an MCS table the model card does not declare is answered
+ErrorIndication(MCS_TABLE_NOT_SUPPORTED) (the node uses its own OLLA); UEs the per-UE guard has
+handed back are left out of the RIC Control (the node's OLLA decides them, per UE); the node's
+BLER target (`XappService.bler_targets`) is applied to its UE store at the next indication after
+a change.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from typing import Callable
 from ranpd.proto import e2ap_pb2 as e2
 from ranpd.proto import kpm, la_codec
 from ranpd.proto.framing import PROTOCOL_VERSION, CodecError, encode_frame, message_type, wrap
+from ranpd.simulator.guard import DEFAULT_MAX_TRANSMISSIONS
 from ranpd.xapp.budgets import wire
 from ranpd.xapp.metrics import cause_name
 from ranpd.xapp.service import XappService
@@ -57,6 +64,8 @@ class E2Session:
         self.transport = None                                   # set by the server
         self.admit: Callable[["E2Session"], bool] = lambda session: True   # server's slot check
         self._indications = 0
+        self._bler_target: float | None = None                 # this node's, applied to `store`
+        self._target_version = -1                               # of service.bler_targets applied
         self._last_slot = -1
         self._clock_offset: int | None = None     # min(received - node timestamp), ns
         self._handlers: dict[str, Callable] = {
@@ -127,6 +136,7 @@ class E2Session:
                                                         cause=e2.CAUSE_UNKNOWN_RAN_FUNCTION))
         self.node_id, self.ran_functions = node_id, set(accepted)
         self.node_label = self.service.node_labels(node_id)
+        self._follow_bler_target()
         self.service.log_limiter.log(logging.INFO, f"setup {self.node_label}", "E2 setup from %s (%s): RAN functions accepted "
                                      "%s, rejected %s", wire(node_id), self.peer, accepted,
                                      [r.ran_function_id for r in rejected][:16])
@@ -204,11 +214,14 @@ class E2Session:
         if header.slot < self._last_slot:
             raise CodecError(e2.CAUSE_INVALID_FIELD, f"slot {header.slot} is before slot {self._last_slot} "
                                                      "already decided: slots must not go backwards")
+        self.service.check_mcs_table(header.mcs_table)
         header, fields = la_codec.decode_indication(header, indication.message, min(
             self.service.settings.max_indication_ues, self.limits.max_ues_per_indication))
         self._last_slot = header.slot
         metrics.stages["decode"].observe((time.perf_counter_ns() - received_ns) * 1e-9)
-        store = self._store(header.mcs_table, header.cqi_table)
+        if self._target_version != self.service.bler_targets.version:
+            self._follow_bler_target()
+        store = self._store(header)
         evicted = store.evictions
         self._indications += 1
         if self._indications % IDLE_SWEEP_EVERY == 0:
@@ -238,12 +251,27 @@ class E2Session:
             self._clock_offset = offset
         return time.perf_counter_ns() - self._clock_offset > header.deadline_ns
 
-    def _store(self, mcs_table: int, cqi_table: int) -> UeStateStore:
-        """This node's UE store; a change of MCS/CQI table starts a fresh one."""
-        if self.store is None or self.store.tables != (mcs_table, cqi_table):
+    def _store(self, header) -> UeStateStore:
+        """This node's UE store; a change of MCS/CQI table or of HARQ transmissions starts a fresh one."""
+        max_tx = header.max_harq_tx or DEFAULT_MAX_TRANSMISSIONS
+        store = self.store
+        if store is None or store.tables != (header.mcs_table, header.cqi_table) or \
+                (store.guard is not None and store.guard.max_transmissions != max_tx):
             settings = self.service.settings
-            self.store = UeStateStore(settings.ue_capacity, mcs_table, cqi_table, settings.ue_idle_slots)
-        return self.store
+            self.store = store = UeStateStore(settings.ue_capacity, header.mcs_table, header.cqi_table,
+                                              settings.ue_idle_slots, self._bler_target, self.service.guard,
+                                              max_tx)
+        return store
+
+    def _follow_bler_target(self) -> None:
+        """Take this node's BLER target from the service (after E2 Setup or a change over REST)."""
+        targets = self.service.bler_targets
+        self._target_version = targets.version
+        target = targets.for_node(self.node_id)
+        if self.store is not None and target != self._bler_target:
+            self.store.set_bler_target(target)
+        self._bler_target = target
+        self.metrics.bler_target.labels(self.node_label).set(1.0 if target is None else target)
 
     def _kpm(self, indication: e2.RICIndication) -> None:
         metrics, node = self.metrics, self.node_label

@@ -13,6 +13,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from ranpd.proto import e2ap_pb2
+from ranpd.simulator.observation import FEATURES
 
 # 5 us .. 20 ms: decisions live in the tens to hundreds of microseconds.
 LATENCY_BUCKETS = (5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 2e-2)
@@ -104,6 +105,25 @@ class XappMetrics:
                                  "than its share of the E2 loop", registry=r)
         self.dropped = Counter("ranpd_xapp_connections_dropped", "E2 connections closed by the xApp",
                                ["reason"], registry=r)
+        self.mcs_table_refusals = Counter("ranpd_xapp_mcs_table_refusals", "LA indications refused "
+                                          "because the model card does not declare their MCS table",
+                                          ["mcs_table"], registry=r)
+        self.clipped_inputs = Counter("ranpd_xapp_clipped_inputs", "Observation rows whose feature was "
+                                      "clipped into the model's training range (card obs_range)",
+                                      ["feature"], registry=r)
+        for feature in FEATURES:
+            self.clipped_inputs.labels(feature)
+        self.guard_handed_back = Gauge("ranpd_xapp_guard_handed_back_ues", "UEs the per-UE guard has "
+                                       "handed back to their node's OLLA, all nodes", registry=r)
+        self.guard_hand_backs = Counter("ranpd_xapp_guard_hand_backs", "UEs handed back to the node's "
+                                        "OLLA (NACK or residual-loss rate over its limit)", registry=r)
+        self.guard_returns = Counter("ranpd_xapp_guard_returns", "Handed-back UEs returned to the "
+                                     "model after recovering", registry=r)
+        self.guard_left_to_node = Counter("ranpd_xapp_guard_left_to_node", "UE decisions left out of "
+                                          "the RIC Control because the UE is handed back", registry=r)
+        self.bler_target = Gauge("ranpd_xapp_bler_target", "Operator first-tx BLER target of the node's "
+                                 "UEs (1 = throughput mode, 'max'); node ids beyond the label budget "
+                                 "are 'other'", ["node"], registry=r)
         self.internal_errors = Counter("ranpd_xapp_internal_errors", "Frames that raised an unexpected "
                                        "exception (a bug; answered CAUSE_UNSPECIFIED)", registry=r)
 

@@ -2,7 +2,10 @@
 
 `OnnxPolicyModel` runs one thread and pre-binds its IO: for each batch size it keeps an input and
 an output buffer bound to the session once (onnxruntime `io_binding`), so a call copies the
-observations in, runs, and reads the scores, with no allocation. `validate_model` is the gate a
+observations in, runs, and reads the scores, with no allocation. When the card gives the inputs'
+training range (`obs_range`), the bound input is clipped into it and the clipped rows are counted
+per feature (`clipped_rows`); `nack_price` is always kept in [0, PRICE_MAX] (it is the operator
+target's price, not a learned input). `validate_model` is the gate a
 model passes before it serves: onnx checker, input/output shapes, the card's observation-spec
 version, the sha256 of the bytes, a test inference and, for a model about to serve, the latency
 budget (p99 CPU time of a 64-UE batch).
@@ -28,8 +31,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from ranpd.simulator.observation import OBS_DIM, OBS_SPEC_VERSION
-from ranpd.simulator.policies import scores_to_mcs
+from ranpd.simulator.guard import DEFAULT_MAX_TRANSMISSIONS, GuardConfig
+from ranpd.simulator.observation import DEFAULT_BLER_TARGET, FEATURES, OBS_DIM, OBS_SPEC_VERSION, PRICE_MAX
+from ranpd.simulator.policies import ObservationPolicy, scores_to_mcs
 from ranpd.simulator.tables import MAX_SUPPORTED_MCS_ACTIONS, MCS_TABLES
 from ranpd.xapp.model_card import ModelCard, card_path_for
 
@@ -59,14 +63,47 @@ class _Bound:
     scores: np.ndarray
 
 
+class _InputRange:
+    """The card's `obs_range` (with `nack_price` in [0, PRICE_MAX]), as rows of preallocated
+    buffers shared by every batch size (grown when a larger batch comes), so that checking a
+    batch is three flat element-wise passes and a count, with no allocation of data."""
+
+    def __init__(self, low, high):
+        self.low, self.high = np.array(low, np.float32), np.array(high, np.float32)
+        price = FEATURES.index("nack_price")
+        self.low[price], self.high[price] = 0.0, PRICE_MAX
+        self._rows = 0
+        self._grow(64)
+
+    def _grow(self, n: int) -> None:
+        self._rows = rows = max(n, 2 * self._rows)
+        self._low, self._high = np.tile(self.low, (rows, 1)), np.tile(self.high, (rows, 1))
+        self._outside, self._above = np.empty((rows, OBS_DIM), bool), np.empty((rows, OBS_DIM), bool)
+
+    def clip(self, obs: np.ndarray) -> np.ndarray | None:
+        """Clip `obs` [n, OBS_DIM] in place; the clipped rows per feature, None if none was."""
+        n = obs.shape[0]
+        if n > self._rows:
+            self._grow(n)
+        low, high, outside, above = self._low[:n], self._high[:n], self._outside[:n], self._above[:n]
+        np.less(obs, low, out=outside)
+        np.greater(obs, high, out=above)
+        np.logical_or(outside, above, out=outside)
+        if not np.count_nonzero(outside):
+            return None
+        np.clip(obs, low, high, out=obs)
+        return outside.sum(axis=0)
+
+
 class OnnxPolicyModel:
     """An ONNX policy: `score(obs float32 [n, OBS_DIM]) -> float32 scores [n, n_actions]`.
 
     Use `OnnxPolicyModel.load(path)` (card beside the file, `X.card.json`) or
     `from_bytes(onnx_bytes, card)`; both validate (see `validate_model`). Wrap it as an offline
-    policy with `ObservationPolicy(model.score, action_mcs=model.action_mcs)`. `decide_mcs` maps
-    scores to MCS indices through the card's action table (`scores_to_mcs`, shared with offline
-    evaluation), clipped to the MCS table in use.
+    policy with `model.policy(...)` (card's action table and MCS tables, optional guard).
+    `decide_mcs` maps scores to MCS indices through the card's action table (`scores_to_mcs`,
+    shared with offline evaluation), clipped to the MCS table in use. `clipped_rows[i]` counts
+    the rows whose feature i was clipped into the training range (`clipped_by_feature()` by name).
     """
 
     def __init__(self, onnx_bytes: bytes, card: ModelCard):
@@ -81,6 +118,9 @@ class OnnxPolicyModel:
         self.action_mcs = np.asarray(card.action_table.mcs, np.int64)
         self._max_mcs = {number: table.size - 1 for number, table in MCS_TABLES.items()}
         self._bound: dict[int, _Bound] = {}
+        self._range = None if card.obs_range is None else _InputRange(card.obs_range.low, card.obs_range.high)
+        self.clipped_rows = np.zeros(OBS_DIM, np.int64)
+        self._unreported = np.zeros(OBS_DIM, np.int64)     # clipped rows not yet taken as metrics
 
     @classmethod
     def load(cls, path: str | Path, card_path: str | Path | None = None,
@@ -129,14 +169,39 @@ class OnnxPolicyModel:
         """
         bound = self._bound_for(obs.shape[0])
         np.copyto(bound.obs, obs, casting="same_kind")
+        clipped = None if self._range is None else self._range.clip(bound.obs)
+        if clipped is not None:
+            self.clipped_rows += clipped
+            self._unreported += clipped
         self.session.run_with_iobinding(bound.binding)
         return bound.scores
 
-    def decide_mcs(self, obs: np.ndarray, mcs_table: int) -> np.ndarray:
-        """MCS index per row: the action table entry of the argmax, clipped to the MCS table."""
+    def decide_mcs(self, obs: np.ndarray, mcs_table: int, cqi: np.ndarray) -> np.ndarray:
+        """MCS index per row (`scores_to_mcs`): the action table entry of the argmax, clipped to
+        the MCS table; MCS 0 where the row's latest CQI (`cqi`, the builder's) is 0."""
         if obs.shape[0] == 0:
             return np.zeros(0, np.int64)
-        return scores_to_mcs(self.score(obs), self.action_mcs, self._max_mcs[mcs_table])
+        return scores_to_mcs(self.score(obs), self.action_mcs, self._max_mcs[mcs_table], cqi)
+
+    def clipped_by_feature(self) -> dict[str, int]:
+        """Rows clipped into the training range so far, per feature name."""
+        return dict(zip(FEATURES, self.clipped_rows.tolist()))
+
+    def take_clipped(self) -> np.ndarray | None:
+        """Clipped rows per feature since the last call (None when there were none): for metrics."""
+        if not self._unreported.any():
+            return None
+        taken, self._unreported = self._unreported, np.zeros(OBS_DIM, np.int64)
+        return taken
+
+    def policy(self, name: str | None = None, bler_target: float | None = DEFAULT_BLER_TARGET,
+               guard: GuardConfig | None = None,
+               max_transmissions: int = DEFAULT_MAX_TRANSMISSIONS) -> ObservationPolicy:
+        """This model as an offline policy: its card's action table and MCS tables (a scenario in
+        another MCS table is refused), at `bler_target`, optionally behind the per-UE guard."""
+        return ObservationPolicy(self.score, name or self.card.name, action_mcs=self.action_mcs,
+                                 bler_target=bler_target, mcs_tables=self.card.mcs_tables, guard=guard,
+                                 max_transmissions=max_transmissions)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ranpd.simulator.observation import FEATURES, OBS_DIM, OBS_SPEC_VERSION
 
@@ -23,6 +24,23 @@ class ActionTable(BaseModel):
     mcs: list[int]
 
 
+class ObsRange(BaseModel):
+    """Per-feature range of the inputs the model was trained on (the distillation dataset's min and
+    max, in `obs_features` order): serving clips observations into it and counts what it clipped."""
+
+    model_config = ConfigDict(extra="forbid")
+    low: list[float] = Field(min_length=OBS_DIM, max_length=OBS_DIM)
+    high: list[float] = Field(min_length=OBS_DIM, max_length=OBS_DIM)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ObsRange":
+        bad = [name for name, lo, hi in zip(FEATURES, self.low, self.high)
+               if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi)]
+        if bad:
+            raise ValueError(f"obs_range needs finite low <= high for every feature; not so for {bad}")
+        return self
+
+
 class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -31,6 +49,10 @@ class ModelCard(BaseModel):
     obs_features: list[str] = Field(default_factory=lambda: list(FEATURES))
     obs_dim: int = OBS_DIM
     action_table: ActionTable
+    mcs_tables: list[Literal[1, 2]] | None = Field(
+        None, min_length=1, description="TS 38.214 MCS tables (5.1.3.1-1 / -2) it was trained for; the "
+        "xApp refuses indications in any other. Absent (an older card): [action_table.mcs_table]")
+    obs_range: ObsRange | None = Field(None, description="training range of the inputs; absent: no clipping")
     scenarios: list[str] = Field(default_factory=list, description="scenarios it was trained on")
     architecture: str = Field("", description="e.g. 'MLP 18-32-32-29 ReLU'")
     params: int = Field(ge=0)
@@ -41,6 +63,12 @@ class ModelCard(BaseModel):
     training_config: dict[str, Any] = Field(default_factory=dict)
     evaluation: dict[str, Any] = Field(default_factory=dict)
     created: str = ""
+
+    @model_validator(mode="after")
+    def _default_mcs_tables(self) -> "ModelCard":
+        if self.mcs_tables is None:
+            self.mcs_tables = [self.action_table.mcs_table]
+        return self
 
     @property
     def version(self) -> str:

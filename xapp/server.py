@@ -303,7 +303,8 @@ class E2Server:
 
 def _e2_worker(settings: XappSettings, limits: E2Limits, onnx_bytes: bytes | None, card_json: str | None,
                conn) -> None:
-    """Main of the E2 worker process: serve E2; the parent sends models and asks for metrics.
+    """Main of the E2 worker process: serve E2; the parent sends models and BLER targets and asks
+    for metrics.
     Ctrl-C and SIGTERM sent to the process group are the parent's to handle: it stops this worker
     through the pipe (and a parent that dies closes the pipe, which stops it too)."""
     from prometheus_client import disable_created_metrics, generate_latest
@@ -331,6 +332,8 @@ def _e2_worker(settings: XappSettings, limits: E2Limits, onnx_bytes: bytes | Non
         while (message := conn.recv())[0] != "stop":
             if message[0] == "install":
                 service.install(model(*message[1:]))
+            elif message[0] == "bler_target":
+                service.set_bler_target(*message[1:])
             elif message[0] == "metrics":
                 conn.send(generate_latest(service.metrics.registry))
     except (EOFError, OSError):             # the parent is gone
@@ -342,8 +345,9 @@ def _e2_worker(settings: XappSettings, limits: E2Limits, onnx_bytes: bytes | Non
 class E2Process:
     """The E2 server in its own process (spawned), so that no REST work, however heavy, shares a
     CPU or the GIL with E2 decisions. It gets the serving model at start and every model
-    installed later (`XappService.install` calls `install`); the parent's /metrics includes its
-    metrics (fetched per scrape)."""
+    installed later (`XappService.install` calls `install`), and every BLER target set over REST
+    (`XappService.set_bler_target`); the parent's /metrics includes its metrics (fetched per
+    scrape)."""
 
     def __init__(self, service: XappService):
         import multiprocessing as mp
@@ -385,6 +389,9 @@ class E2Process:
 
     def install(self, model: OnnxPolicyModel) -> None:
         self._call(("install", model.onnx_bytes, model.card.model_dump_json()))
+
+    def set_bler_target(self, target: float | None, node_id: str | None) -> None:
+        self._call(("bler_target", target, node_id))
 
     def metrics(self) -> bytes:
         try:

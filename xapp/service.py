@@ -1,4 +1,7 @@
-"""The xApp's core, shared by the E2 server and the REST API: model slot, metrics, decisions."""
+"""The xApp's core, shared by the E2 server and the REST API: model slot, metrics, decisions, and
+the serving guards: the MCS-table check against the model card, inputs clipped into the model's
+training range (counted), the per-UE guard's hand-backs to the node's OLLA, and the operator's
+BLER target per E2 node."""
 from __future__ import annotations
 
 import logging
@@ -8,6 +11,8 @@ import numpy as np
 
 from ranpd.proto import e2ap_pb2
 from ranpd.proto.framing import CodecError
+from ranpd.simulator.guard import GuardConfig
+from ranpd.simulator.observation import FEATURES
 from ranpd.simulator.report import SlotReport
 from ranpd.xapp.budgets import E2Limits, LabelBudget, LogLimiter
 from ranpd.xapp.config import XappSettings
@@ -40,6 +45,32 @@ def load_configured_model(settings: XappSettings) -> OnnxPolicyModel | None:
     return None
 
 
+MAX_TARGET_NODES = 1024        # E2 nodes that may have a BLER target of their own
+
+
+class BlerTargets:
+    """The operator's first-tx BLER target per E2 node (None: throughput mode, 'max'): a default
+    and per-node targets (bounded: `MAX_TARGET_NODES`). LA indications carry no cell id, so an E2
+    node is the unit. `version` grows on every change: a session compares it at each indication
+    and applies a change on its own thread."""
+
+    def __init__(self, default: float | None):
+        self.default, self.nodes, self.version = default, {}, 0
+
+    def for_node(self, node_id: str | None) -> float | None:
+        return self.nodes.get(node_id, self.default)
+
+    def set(self, target: float | None, node_id: str | None = None) -> None:
+        """Set the default (`node_id` None) or one node's target; OverflowError when too many nodes."""
+        if node_id is None:
+            self.default = target
+        else:
+            if node_id not in self.nodes and len(self.nodes) >= MAX_TARGET_NODES:
+                raise OverflowError(f"{MAX_TARGET_NODES} nodes have a BLER target of their own already")
+            self.nodes[node_id] = target
+        self.version += 1
+
+
 class XappService:
     """The model slot, metrics and E2 sessions of one xApp. The E2 loop and the REST loop run in
     different threads; what they share is read-mostly (the model is swapped by one reference
@@ -57,8 +88,12 @@ class XappService:
         self.node_labels = LabelBudget(self.limits.max_label_nodes)
         self.log_limiter = LogLimiter(logging.getLogger("ranpd.xapp.e2"), self.limits.log_lines_per_window,
                                       self.limits.log_window_s)
+        self.bler_targets = BlerTargets(settings.bler_target_value)
+        self.guard = GuardConfig() if settings.guard else None
         self.metrics.ue_contexts.set_function(
             lambda: sum(len(s.store) for s in list(self.sessions) if s.store))
+        self.metrics.guard_handed_back.set_function(
+            lambda: sum(s.store.guard.n_handed_back for s in list(self.sessions) if s.store and s.store.guard))
         if model is not None:
             self.install(model)
 
@@ -88,28 +123,66 @@ class XappService:
         self.metrics.model_swaps.labels("installed").inc()
         return model
 
+    def set_bler_target(self, target: float | None, node_id: str | None = None) -> None:
+        """The operator's BLER target (None: throughput mode) for one E2 node, or the default of
+        every node without its own; here and in every E2 worker process."""
+        self.bler_targets.set(target, node_id)
+        for replica in self.replicas:
+            replica.set_bler_target(target, node_id)
+
+    def check_mcs_table(self, mcs_table: int) -> None:
+        """Refuse (CodecError MCS_TABLE_NOT_SUPPORTED, counted) an indication in an MCS table the
+        serving model's card does not declare: its indices would mean another table's entries."""
+        model = self.models.current
+        if model is not None and mcs_table not in model.card.mcs_tables:
+            self.metrics.mcs_table_refusals.labels(str(mcs_table)).inc()
+            raise CodecError(e2ap_pb2.CAUSE_MCS_TABLE_NOT_SUPPORTED,
+                             f"indication uses MCS table {mcs_table} (TS 38.214 Table 5.1.3.1-{mcs_table}); "
+                             f"model {model.version} was trained for MCS table(s) {model.card.mcs_tables}: "
+                             "use the node's own link adaptation")
+
     def decide(self, store: UeStateStore, fields: dict) -> tuple[np.ndarray, np.ndarray]:
         """Apply one decoded LA indication to `store` and pick the MCS of each deciding UE.
 
-        Returns (ue, mcs); records the observation and inference stage latencies. Raises
-        CodecError with the cause to answer (no model, too many UEs, inference failure).
+        Returns (ue, mcs) without the UEs the store's guard hands back (the node's OLLA decides
+        them); records the observation and inference stage latencies and the guard and clipping
+        counters. Raises CodecError with the cause to answer (no model, too many UEs, inference
+        failure).
         """
         model = self.models.current
         if model is None:
             raise CodecError(e2ap_pb2.CAUSE_NO_MODEL, "no policy model loaded; upload one with PUT /ric/v1/model")
         t0 = time.perf_counter_ns()
         report = SlotReport(**fields)
+        guard = store.guard
+        marks = (guard.hand_backs, guard.returns) if guard is not None else None
         try:
-            obs = store.observe(report)
+            rows, obs = store.observe_rows(report)
         except OverflowError as exc:
             raise CodecError(e2ap_pb2.CAUSE_OVERLOAD, str(exc)) from exc
         t1 = time.perf_counter_ns()
         try:
-            mcs = model.decide_mcs(obs, report.mcs_table)
+            mcs = model.decide_mcs(obs, report.mcs_table, store.builder.cqi[rows])
         except Exception as exc:  # onnxruntime errors have no common base class
             raise CodecError(e2ap_pb2.CAUSE_INFERENCE_FAILED, f"inference failed: {exc}") from exc
         t2 = time.perf_counter_ns()
-        self.metrics.stages["observation"].observe((t1 - t0) * 1e-9)
-        self.metrics.stages["inference"].observe((t2 - t1) * 1e-9)
-        self.metrics.decisions.inc(mcs.size)
-        return report.ue, mcs
+        metrics = self.metrics
+        metrics.stages["observation"].observe((t1 - t0) * 1e-9)
+        metrics.stages["inference"].observe((t2 - t1) * 1e-9)
+        self._count_clipped(model)
+        ue = report.ue
+        if guard is not None:
+            kept = ~guard.select(rows, report.slot, store.builder.bler_target[rows])
+            if not kept.all():
+                metrics.guard_left_to_node.inc(int(kept.size - kept.sum()))
+                ue, mcs = ue[kept], mcs[kept]
+            metrics.guard_hand_backs.inc(guard.hand_backs - marks[0])
+            metrics.guard_returns.inc(guard.returns - marks[1])
+        metrics.decisions.inc(mcs.size)
+        return ue, mcs
+
+    def _count_clipped(self, model: OnnxPolicyModel) -> None:
+        clipped = model.take_clipped()
+        if clipped is not None:
+            for i in np.flatnonzero(clipped):
+                self.metrics.clipped_inputs.labels(FEATURES[i]).inc(int(clipped[i]))

@@ -6,6 +6,11 @@ CSI report, HARQ feedback or a decision request); rows are freed when a UE stays
 `idle_slots`, and when the store is full the least recently seen UEs are evicted (LRU), so memory
 is bounded by `capacity` whatever the node sends.
 
+With a guard configuration the store also keeps the E2 node's `ranpd.simulator.guard.UeGuard`
+(the same one offline evaluation uses), fed the same HARQ feedback, on the same rows. The
+operator's BLER target of the node is every row's target (`set_bler_target`), so a UE that joins
+later gets it too.
+
 Every operation is vectorised: the id -> row index is a sorted array searched with
 `np.searchsorted`, rebuilt only when UEs join or leave, so one indication costs
 O(N log C + C) in numpy for N listed UEs and capacity C (no Python loop per UE).
@@ -14,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ranpd.simulator.observation import ObservationBuilder
+from ranpd.simulator.guard import DEFAULT_MAX_TRANSMISSIONS, GuardConfig, UeGuard
+from ranpd.simulator.observation import DEFAULT_BLER_TARGET, ObservationBuilder
 from ranpd.simulator.report import SlotReport
 
 _NEVER = np.iinfo(np.int64).min
@@ -22,9 +28,12 @@ _FREE = -1
 
 
 class UeStateStore:
-    def __init__(self, capacity: int, mcs_table: int = 2, cqi_table: int = 2, idle_slots: int = 20000):
+    def __init__(self, capacity: int, mcs_table: int = 2, cqi_table: int = 2, idle_slots: int = 20000,
+                 bler_target: float | None = DEFAULT_BLER_TARGET, guard: GuardConfig | None = None,
+                 max_transmissions: int = DEFAULT_MAX_TRANSMISSIONS):
         self.capacity, self.idle_slots = capacity, idle_slots
-        self.builder = ObservationBuilder(capacity, mcs_table, cqi_table)
+        self.builder = ObservationBuilder(capacity, mcs_table, cqi_table, bler_target)
+        self.guard = None if guard is None else UeGuard(capacity, guard, max_transmissions)
         self._ue_of = np.full(capacity, _FREE, np.int64)          # row -> UE id
         self._last_seen = np.full(capacity, _NEVER, np.int64)
         self._keys = np.empty(0, np.int64)                         # sorted UE ids held
@@ -34,6 +43,10 @@ class UeStateStore:
     @property
     def tables(self) -> tuple[int, int]:
         return self.builder.mcs_table, self.builder.cqi_table
+
+    def set_bler_target(self, target: float | None) -> None:
+        """The node's first-tx BLER target (None: throughput mode) for every row, held or free."""
+        self.builder.set_bler_target(np.arange(self.capacity), target)
 
     def __len__(self) -> int:
         return self._keys.size
@@ -96,17 +109,25 @@ class UeStateStore:
             free = np.concatenate((free, oldest))
         rows = free[:new.size]
         self.builder.reset_rows(rows)
+        if self.guard is not None:
+            self.guard.reset_rows(rows)
         self._ue_of[rows] = new
         self._reindex()
 
     def observe(self, report: SlotReport) -> np.ndarray:
         """Apply the report's events to its UEs' rows, then observe the UEs needing a decision
         (float32 [len(report.ue), OBS_DIM]), exactly as `ObservationBuilder.observe_report`."""
+        return self.observe_rows(report)[1]
+
+    def observe_rows(self, report: SlotReport) -> tuple[np.ndarray, np.ndarray]:
+        """`observe`, also returning the rows of the deciding UEs (for their CQI and the guard)."""
         n_cqi, n_harq = report.cqi_ue.size, report.harq_ue.size
         rows = self.rows(np.concatenate((report.cqi_ue, report.harq_ue, report.ue)), report.slot)
-        builder = self.builder
+        builder, harq_rows, decide_rows = self.builder, rows[n_cqi:n_cqi + n_harq], rows[n_cqi + n_harq:]
         builder.apply_cqi(rows[:n_cqi], report.cqi_value, report.cqi_slot)
-        builder.apply_harq(rows[n_cqi:n_cqi + n_harq], report.harq_ack, report.harq_mcs, report.harq_tx,
-                           report.slot)
-        return builder.observe(rows[n_cqi + n_harq:], report.slot, report.prbs, report.layers,
-                               report.buffer_bytes)
+        builder.apply_harq(harq_rows, report.harq_ack, report.harq_mcs, report.harq_tx, report.slot)
+        if self.guard is not None:
+            self.guard.apply_harq(harq_rows, report.harq_ack, report.harq_tx, report.slot,
+                                  builder.bler_target[harq_rows])
+        return decide_rows, builder.observe(decide_rows, report.slot, report.prbs, report.layers,
+                                            report.buffer_bytes)

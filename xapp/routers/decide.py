@@ -1,7 +1,8 @@
 """One-shot decision: one LA indication in, one MCS per UE out (JSON or protobuf).
 
-Stateless: the request's CQI and HARQ events are applied to fresh UE contexts, then the UEs
-in `ues` are decided. For stateful serving use the E2 stream. Both forms go through the same
+Stateless: the request's CQI and HARQ events are applied to fresh UE contexts (at the default
+BLER target, without the per-UE guard, which needs a UE's history), then the UEs in `ues` are
+decided. For stateful serving use the E2 stream. Both forms go through the same
 codec validation and decision path as the E2 server, and the same UE cap
 (`max_indication_ues` entries per list).
 """
@@ -102,8 +103,9 @@ class DecideResponse(BaseModel):
 
 def _decide(service: XappService, header: bytes, message: bytes):
     head, fields = la_codec.decode_indication(header, message, service.settings.max_indication_ues)
+    service.check_mcs_table(head.mcs_table)
     n_ues = len(set(np.concatenate((fields["cqi_ue"], fields["harq_ue"], fields["ue"])).tolist()))
-    store = UeStateStore(max(n_ues, 1), head.mcs_table, head.cqi_table)
+    store = UeStateStore(max(n_ues, 1), head.mcs_table, head.cqi_table, bler_target=service.bler_targets.default)
     ue, mcs = service.decide(store, fields)
     return head, ue, mcs
 
@@ -119,7 +121,7 @@ _RESPONSES = {
     200: {"content": {PROTOBUF: {"schema": {**_BINARY, "description": "ranpd.e2.Envelope with the "
                                             "RICControlRequest the E2 server would send"}}}},
     **error_responses(_413="body larger than max_body_bytes", _415="neither JSON nor protobuf",
-                      _422="invalid indication: `detail` names the field", _500="inference failed",
+                      _422="invalid indication (`detail` names the field), or an MCS table the model was not trained for", _500="inference failed",
                       _503="no model loaded")}
 for _code in (422, 500, 503):
     _RESPONSES[_code]["content"] = _ERROR_PROTOBUF

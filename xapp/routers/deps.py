@@ -51,7 +51,7 @@ def require_admin(credentials: HTTPAuthorizationCredentials | None = Depends(_be
     token = service.settings.admin_token
     if token is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            "model changes are disabled: no admin token configured (RANPD_XAPP_ADMIN_TOKEN)")
+                            "changes are disabled: no admin token configured (RANPD_XAPP_ADMIN_TOKEN)")
     if credentials is None or not hmac.compare_digest(credentials.credentials.encode(),
                                                       token.get_secret_value().encode()):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong admin bearer token",
