@@ -81,6 +81,42 @@ def test_in_the_loop_student_matches_offline_evaluation(student):
     assert _kpis(run_policy(SCENARIO, Olla(), slots, seed=SEED, n_ues=UES)) != _kpis(offline)
 
 
+def test_guard_in_the_loop_equals_the_guarded_offline_policy(tmp_path):
+    """A student that fails its UEs (random weights, first-tx BLER ~1 on this seed): the xApp's
+    guard leaves UEs out of its controls and the node's OLLA decides them; the run equals offline
+    evaluation of the same model behind the same guard (one implementation), and the UE-slots the
+    node's OLLA took are exactly those the offline guard handed back."""
+    from ranpd.simulator.guard import GuardConfig
+
+    failing, slots = write_synthetic_model(tmp_path / "failing.onnx", seed=2), 600
+    with _xapp(failing) as running:
+        result = E2Node(SCENARIO, ("127.0.0.1", running.e2_port), seed=SEED, n_ues=UES,
+                        deadline_us=2e6).run(slots)
+    policy = OnnxPolicyModel.load(failing).policy(guard=GuardConfig(), max_transmissions=SCENARIO.max_transmissions)
+    offline = run_policy(SCENARIO, policy, slots, seed=SEED, n_ues=UES)
+    assert _kpis(result) == _kpis(offline)
+    assert result["fallbacks"] == policy.guard.handed_back_decisions > 0 and policy.guard.hand_backs > 0
+    unguarded = run_policy(SCENARIO, OnnxPolicyModel.load(failing).policy(), slots, seed=SEED, n_ues=UES)
+    assert offline["bler_first_tx"] < unguarded["bler_first_tx"] - 0.2
+
+
+def test_node_fallback_olla_runs_at_the_operator_target():
+    node = E2Node(SCENARIO, ("127.0.0.1", 9), bler_target=0.3)
+    assert node.olla_target == 0.3 and E2Node(SCENARIO, ("127.0.0.1", 9), bler_target=None).olla_target == 0.1
+    result = node.run(200)                    # nobody listening: all OLLA, at 30%
+    assert result["olla_bler_target"] == 0.3
+    assert _kpis(result) == _kpis(run_policy(SCENARIO, Olla(target_bler=0.3), 200, seed=0))
+
+
+def test_e2node_cli_refuses_a_bad_bler_target():
+    from click.testing import CliRunner
+
+    from ranpd.cli import main
+
+    result = CliRunner().invoke(main, ["e2node", "--xapp", "127.0.0.1:9", "--bler-target", "1.5"])
+    assert result.exit_code == 2 and "--bler-target" in result.output and "(0, 1)" in result.output
+
+
 def test_without_xapp_the_node_is_olla(counted_steps):
     """Nobody listening: every UE-slot falls back, and the run is exactly offline OLLA."""
     import socket

@@ -46,7 +46,10 @@ def test_indication_round_trip_rebuilds_the_report():
     assert len(wire) == 1 and framing.message_type(wire[0]) == "ric_indication"
     indication = wire[0].ric_indication
     header, fields = la_codec.decode_indication(indication.header, indication.message)
-    assert (header.deadline_ns, header.timestamp_ns, header.slot) == (123, 45, 100)
+    assert (header.deadline_ns, header.timestamp_ns, header.slot, header.max_harq_tx) == (123, 45, 100, 0)
+    told = la_codec.indication_envelope(report, request_id=e2ap_pb2.RicRequestId(requestor_id=1),
+                                        sequence_number=9, deadline_ns=123, max_harq_tx=4)
+    assert la_codec.decode_header(told.ric_indication.header).max_harq_tx == 4
     rebuilt = SlotReport(**fields)
     for name in fields:
         np.testing.assert_array_equal(getattr(rebuilt, name), getattr(report, name), err_msg=name)
@@ -72,6 +75,7 @@ def test_control_round_trip():
     (lambda m, h: m.buffer_bytes.__setitem__(0, 1 << 63), "buffer_bytes out of range"),
     (lambda m, h: setattr(h, "slot", (1 << 64) - 1), "slot 18446744073709551615 out of range"),
     (lambda m, h: m.harq_ack.pop(), "HARQ columns differ in length"),
+    (lambda m, h: setattr(h, "max_harq_tx", 9), r"max_harq_tx 9 out of range \[0, 8\]"),
 ])
 def test_indication_with_invalid_field_is_rejected(mutate, match):
     from ranpd.proto import e2sm_la_pb2
