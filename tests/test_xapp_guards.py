@@ -201,6 +201,11 @@ def test_bler_target_round_trip_over_rest_changes_the_observed_price(tmp_path):
         auth = {"Authorization": f"Bearer {TOKEN}"}
         assert httpx.get(rest).json() == {"default": 0.1, "nodes": {}}
         assert httpx.put(rest, json={"target": "max"}).status_code == 401
+        assert httpx.put(rest, content=b"\xff{", headers={"Content-Type": "application/json"}).status_code == 401
+        assert httpx.put(rest, content=b"\xff{", headers={**auth, "Content-Type": "application/json"}).status_code == 422
+        document = httpx.get(f"http://127.0.0.1:{xapp.http_port}/openapi.json").json()
+        assert set(document["paths"]["/ric/v1/config/bler-target"]) == {"get", "put"}
+        assert "BlerTargetUpdate" in document["components"]["schemas"]
         for bad in ({"target": 1.0}, {"target": 0}, {"target": "0.2"}, {"target": "min"},
                     {"target": 0.2, "node": ""}, {"target": 0.2, "extra": 1}):
             assert httpx.put(rest, json=bad, headers=auth).status_code == 422, bad

@@ -24,7 +24,7 @@ from ranpd.xapp.service import XappService
 MODEL_PATH = "/ric/v1/model"
 # Bodies the routes read themselves (after their checks), so FastAPI does not put them in the
 # document: their schemas are added to its components here.
-_OWN_BODIES = (decide.DecideRequest, model.ModelUpload)
+_OWN_BODIES = (decide.DecideRequest, model.ModelUpload, config.BlerTargetUpdate)
 
 
 def create_app(service: XappService) -> FastAPI:

@@ -3,18 +3,19 @@
 LA indications carry no cell id, so the target is set per E2 node (a cell, or the cells of one
 DU): a default for every node, and a target of its own for any node. A change reaches the
 node's UE contexts at its next indication (`ObservationBuilder.set_bler_target`: the price each
-observation carries) and applies to UEs that join later.
+observation carries) and applies to UEs that join later. As for model upload, the bearer token
+is checked before the body is read (the route reads its own body).
 """
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ranpd.xapp.budgets import E2Limits
 from ranpd.xapp.config import XappDescriptor
-from ranpd.xapp.routers.deps import ADMIN_RESPONSES, error_responses, get_service, require_admin
+from ranpd.xapp.routers.deps import ADMIN_RESPONSES, error_responses, get_service, require_admin, unprocessable
 from ranpd.xapp.service import MAX_TARGET_NODES, XappService
 
 router = APIRouter(prefix="/ric/v1", tags=["config"])
@@ -63,13 +64,23 @@ def get_bler_target(service: XappService = Depends(get_service)) -> BlerTargets:
     return _targets(service)
 
 
+_UPDATE_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/BlerTargetUpdate"}}}}}
+
+
 @router.put("/config/bler-target", response_model=BlerTargets, dependencies=[Depends(require_admin)],
-            responses={**ADMIN_RESPONSES, **error_responses(
+            openapi_extra=_UPDATE_BODY, responses={**ADMIN_RESPONSES, **error_responses(
                 _409=f"{MAX_TARGET_NODES} nodes have a target of their own already",
-                _422="target not in (0, 1) nor \"max\", or a bad node id")})
-def put_bler_target(update: BlerTargetUpdate, service: XappService = Depends(get_service)) -> BlerTargets:
-    """Set the default first-tx BLER target or one E2 node's (admin). The node's UEs hold it from
-    its next indication on; "max" is throughput mode. Answers the targets now in effect."""
+                _413="body larger than max_body_bytes",
+                _422="not JSON, a target neither in (0, 1) nor \"max\", or a bad node id")})
+async def put_bler_target(request: Request, service: XappService = Depends(get_service)) -> BlerTargets:
+    """Set the default first-tx BLER target or one E2 node's (admin; body: `BlerTargetUpdate`).
+    The node's UEs hold it from its next indication on; "max" is throughput mode. Answers the
+    targets now in effect."""
+    try:
+        update = BlerTargetUpdate.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise unprocessable(exc)
     try:
         service.set_bler_target(None if update.target == "max" else update.target, update.node)
     except OverflowError as exc:
