@@ -49,14 +49,18 @@ def check_port_free(host: str, port: int, what: str) -> None:
 @click.option("--e2-port", type=int, help="E2 stream port (default from config-file.json: 36421).")
 @click.option("--http-port", type=int, help="REST port (default from config-file.json: 8080).")
 @click.option("--host", help="Address to bind (default 127.0.0.1; 0.0.0.0 in a container).")
-def xapp(model_path: Path | None, e2_port: int | None, http_port: int | None, host: str | None) -> None:
+@click.option("--bler-target", metavar="{T|max}", help="Operator first-tx BLER target of every E2 node, in "
+              "(0, 1), or 'max' (throughput mode); default 0.1. PUT /ric/v1/config/bler-target changes it.")
+def xapp(model_path: Path | None, e2_port: int | None, http_port: int | None, host: str | None,
+         bler_target: str | None) -> None:
     """Start the link-adaptation xApp.
 
     E2 nodes connect to the E2 port (frames: 4-byte big-endian length + ranpd.e2.Envelope),
     set up, subscribe to RAN function 2 (per-slot INSERT) and get one RIC Control with the MCS
     of every scheduled UE per indication. REST under /ric/v1: health/alive, health/ready,
-    config, metrics, model (GET card; PUT upload with the admin bearer token), decide; the
-    OpenAPI document is at /openapi.json. Every setting can also come from RANPD_XAPP_* variables.
+    config, config/bler-target (GET; PUT with the admin bearer token), metrics, model (GET card;
+    PUT upload with the admin bearer token), decide; the OpenAPI document is at /openapi.json.
+    Every setting can also come from RANPD_XAPP_* variables.
     """
     from ranpd.xapp.budgets import E2Limits
     from ranpd.xapp.config import XappSettings
@@ -65,7 +69,7 @@ def xapp(model_path: Path | None, e2_port: int | None, http_port: int | None, ho
     from ranpd.xapp.service import load_configured_model
 
     overrides = {k: v for k, v in dict(model_path=model_path, e2_port=e2_port, http_port=http_port,
-                                       host=host).items() if v is not None}
+                                       host=host, bler_target=bler_target).items() if v is not None}
     try:
         settings = XappSettings(**overrides)
         limits = E2Limits()
