@@ -272,3 +272,16 @@ def test_bler_target_nodes_are_bounded(monkeypatch):
     full = client.put("/ric/v1/config/bler-target", json={"target": 0.2, "node": "c"}, headers=auth)
     assert full.status_code == 409 and "2 nodes" in full.json()["detail"]
     assert set(client.get("/ric/v1/config/bler-target").json()["nodes"]) == {"a", "b"}
+
+
+def test_a_forgotten_ue_is_no_longer_counted_as_handed_back():
+    from ranpd.simulator.guard import GuardConfig
+    from ranpd.xapp.state import UeStateStore
+
+    store = UeStateStore(capacity=2, idle_slots=50, guard=GuardConfig())
+    for slot in range(40):
+        store.observe_rows(SlotReport(slot=slot, harq_ue=np.array([7]), harq_ack=np.array([False]),
+                                      harq_mcs=np.array([27]), harq_tbs=np.array([100]), harq_tx=np.array([1]),
+                                      harq_process=np.array([0])))
+    assert store.guard.n_handed_back == 1
+    assert store.evict_idle(slot=200) == 1 and store.guard.n_handed_back == 0

@@ -391,7 +391,8 @@ class E2Process:
         self._call(("install", model.onnx_bytes, model.card.model_dump_json()))
 
     def set_bler_target(self, target: float | None, node_id: str | None) -> None:
-        self._call(("bler_target", target, node_id))
+        with contextlib.suppress(EOFError, OSError):      # worker gone: E2 is down, nothing to apply
+            self._call(("bler_target", target, node_id))
 
     def metrics(self) -> bytes:
         try:

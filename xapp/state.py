@@ -65,6 +65,8 @@ class UeStateStore:
         self._ue_of[rows] = _FREE
         self._last_seen[rows] = _NEVER
         self.evictions += rows.size
+        if self.guard is not None:           # a forgotten UE is no longer handed back
+            self.guard.reset_rows(rows)
 
     def evict_idle(self, slot: int) -> int:
         """Forget UEs unseen for more than `idle_slots`; returns how many."""
@@ -109,8 +111,6 @@ class UeStateStore:
             free = np.concatenate((free, oldest))
         rows = free[:new.size]
         self.builder.reset_rows(rows)
-        if self.guard is not None:
-            self.guard.reset_rows(rows)
         self._ue_of[rows] = new
         self._reindex()
 
