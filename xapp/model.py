@@ -4,7 +4,7 @@
 an output buffer bound to the session once (onnxruntime `io_binding`), so a call copies the
 observations in, runs, and reads the scores, with no allocation. When the card gives the inputs'
 training range (`obs_range`), the bound input is clipped into it and the clipped rows are counted
-per feature (`clipped_rows`); `nack_price` is always kept in [0, PRICE_MAX] (it is the operator
+per feature (`clipped_rows`); `nack_price` is always kept in [PRICE_MIN, PRICE_MAX] (it is the operator
 target's price, not a learned input). `validate_model` is the gate a
 model passes before it serves: onnx checker, input/output shapes, the card's observation-spec
 version, the sha256 of the bytes, a test inference and, for a model about to serve, the latency
@@ -32,7 +32,7 @@ import onnx
 import onnxruntime as ort
 
 from ranpd.simulator.guard import DEFAULT_MAX_TRANSMISSIONS, GuardConfig
-from ranpd.simulator.observation import DEFAULT_BLER_TARGET, FEATURES, OBS_DIM, OBS_SPEC_VERSION, PRICE_MAX
+from ranpd.simulator.observation import DEFAULT_BLER_TARGET, FEATURES, OBS_DIM, OBS_SPEC_VERSION, PRICE_MAX, PRICE_MIN
 from ranpd.simulator.policies import ObservationPolicy, scores_to_mcs
 from ranpd.simulator.tables import MAX_SUPPORTED_MCS_ACTIONS, MCS_TABLES
 from ranpd.xapp.model_card import ModelCard, card_path_for
@@ -64,14 +64,14 @@ class _Bound:
 
 
 class _InputRange:
-    """The card's `obs_range` (with `nack_price` in [0, PRICE_MAX]), as rows of preallocated
+    """The card's `obs_range` (with `nack_price` over the builder's whole range), as rows of preallocated
     buffers shared by every batch size (grown when a larger batch comes), so that checking a
     batch is three flat element-wise passes and a count, with no allocation of data."""
 
     def __init__(self, low, high):
         self.low, self.high = np.array(low, np.float32), np.array(high, np.float32)
         price = FEATURES.index("nack_price")
-        self.low[price], self.high[price] = 0.0, PRICE_MAX
+        self.low[price], self.high[price] = PRICE_MIN, PRICE_MAX
         self._rows = 0
         self._grow(64)
 
