@@ -154,32 +154,39 @@ class XappService:
             raise CodecError(e2ap_pb2.CAUSE_NO_MODEL, "no policy model loaded; upload one with PUT /ric/v1/model")
         t0 = time.perf_counter_ns()
         report = SlotReport(**fields)
-        guard = store.guard
-        marks = (guard.hand_backs, guard.returns) if guard is not None else None
+        guard, metrics = store.guard, self.metrics
+        hand_backs = guard.hand_backs if guard is not None else 0
         try:
             rows, obs = store.observe_rows(report)
         except OverflowError as exc:
             raise CodecError(e2ap_pb2.CAUSE_OVERLOAD, str(exc)) from exc
+        if guard is not None:
+            metrics.guard_hand_backs.inc(guard.hand_backs - hand_backs)
         t1 = time.perf_counter_ns()
         try:
             mcs = model.decide_mcs(obs, report.mcs_table, store.builder.cqi[rows])
         except Exception as exc:  # onnxruntime errors have no common base class
             raise CodecError(e2ap_pb2.CAUSE_INFERENCE_FAILED, f"inference failed: {exc}") from exc
         t2 = time.perf_counter_ns()
-        metrics = self.metrics
         metrics.stages["observation"].observe((t1 - t0) * 1e-9)
         metrics.stages["inference"].observe((t2 - t1) * 1e-9)
         self._count_clipped(model)
         ue = report.ue
         if guard is not None:
-            kept = ~guard.select(rows, report.slot, store.builder.bler_target[rows])
-            if not kept.all():
-                metrics.guard_left_to_node.inc(int(kept.size - kept.sum()))
-                ue, mcs = ue[kept], mcs[kept]
-            metrics.guard_hand_backs.inc(guard.hand_backs - marks[0])
-            metrics.guard_returns.inc(guard.returns - marks[1])
+            ue, mcs = self._leave_out_handed_back(store, rows, report.slot, ue, mcs)
         metrics.decisions.inc(mcs.size)
         return ue, mcs
+
+    def _leave_out_handed_back(self, store: UeStateStore, rows, slot: int, ue, mcs):
+        """(ue, mcs) without the UEs the guard has handed back (returning those recovered)."""
+        guard, metrics = store.guard, self.metrics
+        returns = guard.returns
+        kept = ~guard.select(rows, slot, store.builder.bler_target[rows])
+        metrics.guard_returns.inc(guard.returns - returns)
+        if kept.all():
+            return ue, mcs
+        metrics.guard_left_to_node.inc(int(kept.size - kept.sum()))
+        return ue[kept], mcs[kept]
 
     def _count_clipped(self, model: OnnxPolicyModel) -> None:
         clipped = model.take_clipped()
