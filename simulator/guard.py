@@ -114,26 +114,24 @@ class UeGuard:
         rows = np.atleast_1d(rows)
         if rows.size == 0:
             return
-        ack, tx = np.atleast_1d(ack).astype(bool), np.atleast_1d(tx_number)
-        first = tx == 1
-        ended = ack | (tx >= self.max_transmissions)
+        nack, tx = ~np.atleast_1d(ack).astype(bool), np.atleast_1d(tx_number)
+        first, ended = tx == 1, ~nack | (tx >= self.max_transmissions)
+        cfg = self.config
         for sel in occurrence_rounds(rows):
-            self._update(self.nack_ewma, self.outcomes, rows[sel & first], ~ack[sel & first],
-                         self.config.nack_alpha)
-            self._update(self.residual_ewma, self.blocks, rows[sel & ended], ~ack[sel & ended],
-                         self.config.residual_alpha)
-        unique, first_entry = np.unique(rows, return_index=True)
-        target = np.broadcast_to(np.asarray(target, np.float64), rows.shape)
-        self._trip(unique, slot, target[first_entry])
+            outcome, block = sel & first, sel & ended
+            self._update(self.nack_ewma, self.outcomes, rows[outcome], nack[outcome], cfg.nack_alpha)
+            self._update(self.residual_ewma, self.blocks, rows[block], nack[block], cfg.residual_alpha)
+        self._trip(rows, slot, np.asarray(target, np.float64))
 
     @staticmethod
     def _update(ewma: np.ndarray, count: np.ndarray, rows: np.ndarray, event: np.ndarray, alpha: float) -> None:
         """One event per row (rows unique): running mean for the first 1/alpha events, then EWMA."""
-        count[rows] += 1
-        weight = np.maximum(alpha, 1.0 / count[rows])
-        ewma[rows] += weight * (event - ewma[rows])
+        n = count[rows] + 1
+        count[rows] = n
+        estimate = ewma[rows]
+        ewma[rows] = estimate + np.maximum(alpha, 1.0 / n) * (event - estimate)
 
-    def _breaks(self, rows: np.ndarray, target: np.ndarray, scale: float, settled: bool = False) -> np.ndarray:
+    def _breaks(self, rows: np.ndarray, target, scale: float, settled: bool = False) -> np.ndarray:
         """Rows whose estimates exceed the limits scaled by `scale` (1: trip, `recover`: return);
         with `settled`, an estimate counts only once it spans its memory (1/alpha events)."""
         cfg = self.config
@@ -144,13 +142,12 @@ class UeGuard:
             residual &= self.blocks[rows] * cfg.residual_alpha >= 1.0
         return nack | residual
 
-    def _trip(self, rows: np.ndarray, slot: int, target: np.ndarray) -> None:
-        """Hand back the (unique) `rows` that break a limit."""
-        cfg = self.config
-        rows, target = rows[~self.handed_back[rows]], target[~self.handed_back[rows]]
-        rows = rows[self._breaks(rows, target, 1.0, settled=True)]
-        if rows.size == 0:
+    def _trip(self, rows: np.ndarray, slot: int, target) -> None:
+        """Hand back the rows (listed once or more, `target` per entry or one) that break a limit."""
+        tripping = self._breaks(rows, target, 1.0, settled=True) & ~self.handed_back[rows]
+        if not tripping.any():
             return
+        rows, cfg = np.unique(rows[tripping]), self.config
         forgiven = slot - self.returned_slot[rows] > cfg.forgive_slots
         self.trip_run[rows] = np.where(forgiven, 1, self.trip_run[rows] + 1)
         hold = np.minimum(cfg.hold_slots * 2.0 ** (self.trip_run[rows] - 1), cfg.max_hold_slots)
