@@ -100,6 +100,18 @@ def test_guard_in_the_loop_equals_the_guarded_offline_policy(tmp_path):
     assert offline["bler_first_tx"] < unguarded["bler_first_tx"] - 0.2
 
 
+def test_a_node_in_an_mcs_table_the_model_does_not_declare_runs_on_its_olla(student):
+    """The synthetic student declares MCS table 2; a table-1 node gets MCS_TABLE_NOT_SUPPORTED
+    for every indication and its run is exactly its own OLLA's."""
+    table1 = SCENARIO.model_copy(update={"mcs_table": 1})
+    with _xapp(student) as running:
+        result = E2Node(table1, ("127.0.0.1", running.e2_port), seed=SEED, n_ues=UES, deadline_us=2e6).run(100)
+        refused = running.service.metrics.mcs_table_refusals.labels("1")._value.get()
+    assert result["reached_xapp"] and result["fallback_rate"] == 1.0 and result["error_indications"] > 0
+    assert refused >= result["error_indications"]       # the last answer may be left unread
+    assert _kpis(result) == _kpis(run_policy(table1, Olla(), 100, seed=SEED, n_ues=UES))
+
+
 def test_node_fallback_olla_runs_at_the_operator_target():
     node = E2Node(SCENARIO, ("127.0.0.1", 9), bler_target=0.3)
     assert node.olla_target == 0.3 and E2Node(SCENARIO, ("127.0.0.1", 9), bler_target=None).olla_target == 0.1
