@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from ranpd.cli import main
 from ranpd.simulator.engine import run_policy
-from ranpd.simulator.policies import ObservationPolicy, Olla
+from ranpd.simulator.guard import GuardConfig
+from ranpd.simulator.policies import Olla
 from ranpd.simulator.scenarios import load_scenario
 from ranpd.xapp.model import OnnxPolicyModel
 from ranpd.xapp.synthetic import write_synthetic_model
@@ -26,9 +27,11 @@ def test_demo_compares_the_student_in_the_loop_with_olla(tmp_path):
     out = json.loads(result.stdout)
     (row,) = out["scenarios"]
     sc = load_scenario("uma-mid-pedestrian")
-    student = run_policy(sc, ObservationPolicy(OnnxPolicyModel.load(model).score), 300, seed=2, n_ues=16)
+    # The xApp serves behind its per-UE guard: offline, the same model behind the same guard.
+    guarded = OnnxPolicyModel.load(model).policy(guard=GuardConfig(), max_transmissions=sc.max_transmissions)
+    student = run_policy(sc, guarded, 300, seed=2, n_ues=16)
     olla = run_policy(sc, Olla(), 300, seed=2, n_ues=16)
-    assert row["student"]["fallback_rate"] == 0.0 and row["student"]["rtt_p99_us"] > 0
+    assert row["student"]["fallbacks"] == guarded.guard.handed_back_decisions and row["student"]["rtt_p99_us"] > 0
     assert {k: row["student"][k] for k in KPI_KEYS} == {k: student[k] for k in KPI_KEYS}
     assert {k: row["olla"][k] for k in KPI_KEYS} == {k: olla[k] for k in KPI_KEYS}
     expected_gain = 100 * (student["throughput_mbps"] / olla["throughput_mbps"] - 1)
