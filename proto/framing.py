@@ -139,8 +139,8 @@ class FrameDecoder:
             _check_length(length, self.max_bytes)
             end = start + HEADER_BYTES + length
             if end <= len(buffer):
-                self._start = end
                 payload = bytes(buffer[start + HEADER_BYTES:end])
+                self._consumed(end)
                 try:
                     return decode_envelope(payload)
                 except FrameError as exc:
@@ -148,6 +148,20 @@ class FrameDecoder:
         del buffer[:start]
         self._start = 0
         return None
+
+    def _consumed(self, end: int) -> None:
+        """Mark the bytes before `end` as handled and release them once they are at least half
+        the buffer (amortised O(1) per byte), or all of it. Without this, a reader that pops one
+        frame per turn and stops when no whole frame is left (the xApp's server) would never reach
+        the release in `pop`, and the buffer would keep every byte the peer ever sent."""
+        buffer = self._buffer
+        if end == len(buffer):
+            buffer.clear()
+            end = 0
+        elif end >= len(buffer) - end:
+            del buffer[:end]
+            end = 0
+        self._start = end
 
     def feed(self, data: bytes) -> list[e2ap_pb2.Envelope | FrameError]:
         self.push(data)
