@@ -136,3 +136,28 @@ def test_e2_worker_rss_flat_under_a_stream_of_indications(tmp_path):
     received_mib = frames * 776 / 2**20
     print(f"E2 worker RSS {start_rss:.1f} MiB, +{growth:.2f} MiB over {frames} frames ({received_mib:.1f} MiB)")
     assert growth < 2.0, f"E2 worker grew {growth:.1f} MiB over {frames} frames ({received_mib:.1f} MiB received)"
+
+
+def test_model_bindings_bounded_across_batch_sizes(tmp_path):
+    """A peer that varies its batch size (1..1024 UEs) must not grow the model's IO bindings:
+    one binding per size held ~136 MiB of buffers; exact sizes up to 64, then powers of two."""
+    from ranpd.simulator.observation import OBS_DIM
+    from ranpd.xapp.model import EXACT_BOUND_BATCH, MAX_BOUND_BATCH, OnnxPolicyModel
+    from ranpd.xapp.synthetic import write_synthetic_model
+
+    model = OnnxPolicyModel.load(write_synthetic_model(tmp_path / "student.onnx"))
+    rng = np.random.default_rng(0)
+    model.score(rng.random((EXACT_BOUND_BATCH, OBS_DIM), dtype=np.float32))
+    start = _rss_mib(os.getpid()) if Path("/proc/self/status").is_file() else None
+    for n in range(1, MAX_BOUND_BATCH + 1):
+        model.score(rng.random((n, OBS_DIM), dtype=np.float32))
+    assert len(model._bound) <= EXACT_BOUND_BATCH + 4
+    if start is not None:
+        assert _rss_mib(os.getpid()) - start < 16
+    # Padded rows hold earlier inputs; the scores of the real rows are those of a plain run.
+    for n in (1, 63, 64, 65, 100, 513, 1024, 1500):
+        obs = rng.random((n, OBS_DIM), dtype=np.float32)
+        expected = model.session.run(None, {model.input_name: obs})[0]
+        scores = model.score(obs)
+        assert scores.shape == (n, model.n_actions)
+        np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)

@@ -2,7 +2,10 @@
 
 `OnnxPolicyModel` runs one thread and pre-binds its IO: for each batch size it keeps an input and
 an output buffer bound to the session once (onnxruntime `io_binding`), so a call copies the
-observations in, runs, and reads the scores, with no allocation. When the card gives the inputs'
+observations in, runs, and reads the scores, with no allocation. Batch sizes up to
+`EXACT_BOUND_BATCH` (a cell's slot) are bound exactly; larger ones share the binding of the next
+power of two (rows padded, their scores ignored), so a peer varying its batch size cannot grow
+the cache (one binding per size up to 1024 held ~136 MiB). When the card gives the inputs'
 training range (`obs_range`), the bound input is clipped into it and the clipped rows are counted
 per feature (`clipped_rows`); `nack_price` is always kept in [PRICE_MIN, PRICE_MAX] (it is the operator
 target's price, not a learned input). `validate_model` is the gate a
@@ -40,7 +43,8 @@ from ranpd.xapp.model_card import ModelCard, card_path_for
 log = logging.getLogger(__name__)
 
 PACKAGED_MODEL = Path(__file__).parent / "models" / "default.onnx"
-MAX_BOUND_BATCH = 1024     # batches up to this size keep their bound buffers
+EXACT_BOUND_BATCH = 64     # batches up to this size are bound exactly (no padded rows on a cell's path)
+MAX_BOUND_BATCH = 1024     # batches up to this size keep bound buffers (above EXACT: per power of two)
 
 
 class ModelError(ValueError):
@@ -149,6 +153,11 @@ class OnnxPolicyModel:
         return self.card.version
 
     def _bound_for(self, n: int) -> _Bound:
+        """Buffers of at least n rows: exactly n up to EXACT_BOUND_BATCH, else the next power of
+        two (cached up to MAX_BOUND_BATCH: at most 64 + 4 bindings, ~1 MiB), else n (not kept)."""
+        if n > EXACT_BOUND_BATCH:
+            padded = 1 << (n - 1).bit_length()
+            n = padded if padded <= MAX_BOUND_BATCH else n
         bound = self._bound.get(n)
         if bound is None:
             obs = np.zeros((n, OBS_DIM), np.float32)
@@ -164,17 +173,20 @@ class OnnxPolicyModel:
     def score(self, obs: np.ndarray) -> np.ndarray:
         """Scores [n, n_actions] for observations [n, OBS_DIM] (one call for the whole batch).
 
-        The returned array is the bound output buffer of batch size n: copy it to keep it past
-        the next call of the same size.
+        The returned array is a view of a bound output buffer: copy it to keep it past the next
+        call. Padded rows (a batch above EXACT_BOUND_BATCH) hold earlier inputs; a policy scores
+        each row on its own, so their scores are computed and ignored.
         """
-        bound = self._bound_for(obs.shape[0])
-        np.copyto(bound.obs, obs, casting="same_kind")
-        clipped = None if self._range is None else self._range.clip(bound.obs)
+        n = obs.shape[0]
+        bound = self._bound_for(n)
+        rows = bound.obs[:n]
+        np.copyto(rows, obs, casting="same_kind")
+        clipped = None if self._range is None else self._range.clip(rows)
         if clipped is not None:
             self.clipped_rows += clipped
             self._unreported += clipped
         self.session.run_with_iobinding(bound.binding)
-        return bound.scores
+        return bound.scores[:n]
 
     def decide_mcs(self, obs: np.ndarray, mcs_table: int, cqi: np.ndarray) -> np.ndarray:
         """MCS index per row (`scores_to_mcs`): the action table entry of the argmax, clipped to
