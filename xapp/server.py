@@ -12,8 +12,9 @@ loop does nothing but E2. Within the E2 loop no peer can starve the others:
   CPU so far (a virtual-runtime order, as Linux CFS does for threads), and the sockets are read
   again every `SLICE_S`: a light node's indication waits for at most the one frame in progress,
   however much a heavy peer has queued;
-- each connection has a `WorkBudget` of loop CPU time; beyond it, it is not read until the
-  budget refills (its queued indications go stale and are dropped unanswered);
+- each set-up connection has a `WorkBudget` of loop CPU time; beyond it, it is not read until
+  the budget refills (its queued indications go stale and are dropped unanswered); connections
+  not yet set up share one budget (`setup_work_share`), however many there are;
 - a connection waits for E2 Setup in a bounded pre-setup pool (oldest dropped when full, and
   after `setup_timeout_s`), separate from the `max_connections` slots of set-up nodes;
 - idle, read (a frame left half-sent) and write (a peer that does not read) timeouts drop a
@@ -30,6 +31,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import os
 import signal
 import socket
 import sys
@@ -51,6 +53,9 @@ SWEEP_S = 0.1                   # how often timeouts are checked
 SLICE_S = 0.0002                # frames handled between two reads of the sockets
 VRUNTIME_SLACK_NS = 10_000_000  # CPU credit a connection keeps from being quiet (10 ms)
 GIL_SWITCH_S = 0.0005           # E2 and REST threads hand the GIL over at least this often
+ACCEPTS_PER_TURN = 4            # connections accepted per wake-up of the listener (asyncio's default: 100)
+LISTEN_BACKLOG = 1024           # the kernel's queue of connections not yet accepted
+REST_NICE = 10                  # the REST thread's CPU priority below E2 (Linux per-thread nice)
 
 
 class E2Protocol(asyncio.Protocol):
@@ -60,7 +65,10 @@ class E2Protocol(asyncio.Protocol):
         self.decoder = FrameDecoder(self.service.settings.max_frame_bytes)
         self.budget = WorkBudget(limits.work_share, limits.work_burst_s)
         self._paused: set[str] = set()        # why reading is paused: backlog, budget, write
-        self.vruntime = 0                     # E2-loop CPU ns used (the scheduler's order)
+        # E2-loop CPU ns used (the scheduler's order). A new connection starts level with the
+        # least-served one, as CFS places a new task: no credit, or a peer that reconnects
+        # would be served ahead of every node for VRUNTIME_SLACK_NS of CPU on each reconnect.
+        self.vruntime = server._min_vruntime
         self.queued = self.closed = False
         now = time.monotonic()
         self.connected_at = self.last_rx = now
@@ -147,7 +155,10 @@ class E2Protocol(asyncio.Protocol):
             self.partial_since = (self.partial_since or time.monotonic()) if self.decoder.pending else None
         # Work-conserving: the budget is charged only while another connection has a frame waiting,
         # so a node alone on the loop is never throttled and a heavy one yields as soon as others wait.
-        wait = self.budget.spend(used * 1e-9) if self.server.contended() else 0.0
+        # A connection not (yet) set up draws on the pre-setup pool's one budget: unidentified peers,
+        # however many sockets they open, share `setup_work_share` of the loop.
+        budget = self.budget if self.session.node_id is not None else self.server.setup_budget
+        wait = budget.spend(used * 1e-9) if self.server.contended() else 0.0
         if wait > 0:
             self.service.metrics.throttled.inc()
             self._pause("budget")
@@ -186,6 +197,7 @@ class E2Server:
         self.service, self.limits = service, service.limits
         self.pending: OrderedDict[E2Protocol, None] = OrderedDict()   # waiting for E2 Setup
         self.nodes: set[E2Protocol] = set()                           # set up
+        self.setup_budget = WorkBudget(self.limits.setup_work_share, self.limits.work_burst_s)
         self._heap: list = []                                          # (vruntime, seq, protocol)
         self._seq = itertools.count()
         self._min_vruntime = 0
@@ -267,7 +279,15 @@ class E2Server:
         async def main() -> None:
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
             settings = self.service.settings
-            server = await self._loop.create_server(lambda: E2Protocol(self), settings.host, settings.e2_port)
+            # asyncio accepts up to `backlog` connections per wake-up of the listener and sets each
+            # up (transport, E2Protocol, E2Session) before the next frame is handled: with the
+            # default of 100, a connection flood stalled the loop for tens of ms at a time. So the
+            # server accepts ACCEPTS_PER_TURN per wake-up, and the kernel queue keeps its length.
+            server = await self._loop.create_server(lambda: E2Protocol(self), settings.host, settings.e2_port,
+                                                    backlog=ACCEPTS_PER_TURN)
+            for listening in server.sockets:
+                with socket.fromfd(listening.fileno(), listening.family, listening.type) as dup:
+                    dup.listen(LISTEN_BACKLOG)
             self.port = server.sockets[0].getsockname()[1]
             self.service.e2_listening = True
             self._loop.call_later(SWEEP_S, self._sweep)
@@ -411,8 +431,21 @@ class E2Process:
             self._process.terminate()
 
 
+def _lower_priority(steps: int) -> None:
+    """Lower the calling thread's CPU priority by `steps` nice levels (Linux: nice is per thread;
+    threads and processes it starts inherit it). Raising it back needs privileges, so this only
+    ever makes the thread yield to others."""
+    with contextlib.suppress(AttributeError, OSError):       # not Linux, or not allowed
+        tid = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + steps))
+
+
 class RestServer:
-    """uvicorn serving the FastAPI app on its own thread and event loop."""
+    """uvicorn serving the FastAPI app on its own thread and event loop, at a lower CPU priority
+    than E2 (`REST_NICE`): on a host with few cores, REST work (parsing bodies, refusing big ones,
+    model validation, which runs in a child of this thread) yields the CPU to E2 decisions, which
+    have a deadline every slot."""
 
     def __init__(self, service: XappService):
         import uvicorn
@@ -428,6 +461,7 @@ class RestServer:
         self._thread = threading.Thread(target=self._run, name="xapp-rest", daemon=True)
 
     def _run(self) -> None:
+        _lower_priority(REST_NICE)
         try:
             asyncio.run(self.server.serve())     # not the main thread: uvicorn installs no signals
         except BaseException:                   # e.g. SystemExit when the port is taken
