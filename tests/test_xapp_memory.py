@@ -161,3 +161,44 @@ def test_model_bindings_bounded_across_batch_sizes(tmp_path):
         scores = model.score(obs)
         assert scores.shape == (n, model.n_actions)
         np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_closed_sessions_release_their_ue_store(tmp_path):
+    """A node that reconnects leaves no UE store behind: the store is released when the connection
+    closes, not at the next full garbage collection (protocol, session and transport refer to each
+    other; dead stores piled up between collections and the E2 worker's RSS stepped up with each
+    reconnect wave of the soak). The collector is off during the waves, so only that release frees them."""
+    import gc
+
+    from ranpd.xapp.config import XappSettings
+    from ranpd.xapp.model import OnnxPolicyModel
+    from ranpd.xapp.server import XappThread
+    from ranpd.xapp.state import UeStateStore
+    from ranpd.xapp.synthetic import write_synthetic_model
+
+    model = OnnxPolicyModel.load(write_synthetic_model(tmp_path / "student.onnx"))
+
+    def stores() -> int:
+        return sum(isinstance(o, UeStateStore) for o in gc.get_objects())
+
+    with XappThread(XappSettings(e2_port=0, http_port=0, log_level="error"), model, http=False) as running:
+        gc.collect()
+        gc.disable()
+        try:
+            for wave in range(3):
+                links = [Link(running.e2_port, f"wave{wave}-{i}") for i in range(4)]
+                for slot in range(10, 15):
+                    for link in links:
+                        link.send(indication(slot, np.arange(64), slot))
+                    for link in links:
+                        assert link.recv(time.monotonic() + 2).HasField("ric_control_request")
+                assert stores() >= 4
+                for link in links:
+                    link.sock.close()
+                deadline = time.monotonic() + 5
+                while running.service.sessions and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert not running.service.sessions
+            assert stores() == 0
+        finally:
+            gc.enable()

@@ -58,6 +58,11 @@ LISTEN_BACKLOG = 1024           # the kernel's queue of connections not yet acce
 REST_NICE = 10                  # the REST thread's CPU priority below E2 (Linux per-thread nice)
 
 
+def _closed(session) -> bool:
+    """The `admit` check of a session whose connection is gone."""
+    return False
+
+
 class E2Protocol(asyncio.Protocol):
     def __init__(self, server: "E2Server"):
         self.server, self.service = server, server.service
@@ -104,6 +109,12 @@ class E2Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.server.forget(self)
+        # The protocol, its session (the `admit` callback) and the transport refer to each other,
+        # so a closed session would wait for a full garbage collection, holding its UE store
+        # (arrays sized for `ue_capacity` UEs): with nodes reconnecting, dozens of dead stores piled
+        # up between collections and the E2 worker's RSS stepped up. Release them now.
+        session = self.session
+        session.store, session.transport, session.admit = None, None, _closed
         if self.decoder.pending:
             self.service.metrics.error("received", e2.CAUSE_MALFORMED_MESSAGE)
             self.service.log_limiter.log(logging.WARNING, "truncated", "E2 %s closed inside a frame "
