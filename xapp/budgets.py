@@ -5,7 +5,8 @@ RANPD_XAPP_E2_SETUP_TIMEOUT_S); the helpers below enforce the ones that are not 
 
 - `WorkBudget`: a token bucket of E2-loop CPU time per set-up connection (a peer that keeps the
   loop busy beyond its share is paused until its bucket refills; its waiting indications go
-  stale), and one shared by every connection that has not completed E2 Setup,
+  stale); one shared by every connection that has not completed E2 Setup, and one shared by the
+  heavy nodes (see `server.E2Protocol._charge`),
 - `LabelBudget`: a bounded set of metric label values (overflow: "other"),
 - `LogLimiter`: at most a few lines per kind of event per window, then one "suppressed" count,
 - `wire`: a string from the wire, truncated and escaped for a log line (repr: no raw newlines).
@@ -45,6 +46,9 @@ class E2Limits(BaseSettings):
     work_share: float = Field(0.25, gt=0, le=1, description="fraction of the E2 loop's time one connection "
                               "may use over a second (token bucket)")
     work_burst_s: float = Field(0.02, gt=0, description="E2-loop time one connection may use in a burst")
+    heavy_work_share: float = Field(0.25, gt=0, le=1, description="fraction of the E2 loop's time that all "
+                                    "heavy nodes (those that have used over half their own burst) share "
+                                    "while others wait: several heavy peers get what one may")
     setup_work_share: float = Field(0.05, gt=0, le=1, description="fraction of the E2 loop's time that all "
                                     "connections not yet set up share (one token bucket for the pre-setup "
                                     "pool: garbage, probes and connection floods, however many sockets)")

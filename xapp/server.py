@@ -14,7 +14,9 @@ loop does nothing but E2. Within the E2 loop no peer can starve the others:
   however much a heavy peer has queued;
 - each set-up connection has a `WorkBudget` of loop CPU time; beyond it, it is not read until
   the budget refills (its queued indications go stale and are dropped unanswered); connections
-  not yet set up share one budget (`setup_work_share`), however many there are;
+  not yet set up share one budget (`setup_work_share`), however many there are, and nodes
+  using the loop beyond half their budget share one more (`heavy_work_share`), however many
+  heavy peers there are;
 - a connection waits for E2 Setup in a bounded pre-setup pool (oldest dropped when full, and
   after `setup_timeout_s`), separate from the `max_connections` slots of set-up nodes;
 - idle, read (a frame left half-sent) and write (a peer that does not read) timeouts drop a
@@ -55,6 +57,7 @@ VRUNTIME_SLACK_NS = 10_000_000  # CPU credit a connection keeps from being quiet
 GIL_SWITCH_S = 0.0005           # E2 and REST threads hand the GIL over at least this often
 ACCEPTS_PER_TURN = 4            # connections accepted per wake-up of the listener (asyncio's default: 100)
 LISTEN_BACKLOG = 1024           # the kernel's queue of connections not yet accepted
+HEAVY_HOLD_S = 1.0              # a node stays heavy this long after its own budget dipped below half
 REST_NICE = 10                  # the REST thread's CPU priority below E2 (Linux per-thread nice)
 
 
@@ -74,6 +77,7 @@ class E2Protocol(asyncio.Protocol):
         # least-served one, as CFS places a new task: no credit, or a peer that reconnects
         # would be served ahead of every node for VRUNTIME_SLACK_NS of CPU on each reconnect.
         self.vruntime = server._min_vruntime
+        self.heavy_until = 0.0                # monotonic time until which it draws on the heavy budget
         self.queued = self.closed = False
         now = time.monotonic()
         self.connected_at = self.last_rx = now
@@ -164,18 +168,37 @@ class E2Protocol(asyncio.Protocol):
         if not more:
             self._resume("backlog")
             self.partial_since = (self.partial_since or time.monotonic()) if self.decoder.pending else None
-        # Work-conserving: the budget is charged only while another connection has a frame waiting,
-        # so a node alone on the loop is never throttled and a heavy one yields as soon as others wait.
-        # A connection not (yet) set up draws on the pre-setup pool's one budget: unidentified peers,
-        # however many sockets they open, share `setup_work_share` of the loop.
-        budget = self.budget if self.session.node_id is not None else self.server.setup_budget
-        wait = budget.spend(used * 1e-9) if self.server.contended() else 0.0
+        wait = self._charge(used * 1e-9) if self.server.contended() else 0.0
         if wait > 0:
             self.service.metrics.throttled.inc()
             self._pause("budget")
             asyncio.get_running_loop().call_later(wait, self._refilled)
             return False
         return more
+
+    def _charge(self, seconds: float) -> float:
+        """Charge loop CPU to the budgets; how long to pause (0: none). Work-conserving: called only
+        while another connection has a frame waiting, so a node alone on the loop is never throttled.
+
+        - A connection not (yet) set up draws on the pre-setup pool's one budget: unidentified
+          peers, however many sockets they open, share `setup_work_share` of the loop.
+        - A set-up node draws on its own budget (`work_share`). While that is below half its burst
+          (it has been using the loop faster than its share refills), it is heavy and also draws
+          on one budget that all heavy nodes share (`heavy_work_share`), and stays heavy for
+        `HEAVY_HOLD_S` after its last dip below half: two or three heavy peers
+          together get what one may, not two or three times that, so the worker keeps idle time
+          and a light node's frame finds it ready. A light node never draws on the shared budget,
+          so heavy peers cannot pause it."""
+        if self.session.node_id is None:
+            return self.server.setup_budget.spend(seconds)
+        budget = self.budget
+        wait = budget.spend(seconds)
+        now = time.monotonic()
+        if budget.tokens < budget.burst / 2:
+            self.heavy_until = now + HEAVY_HOLD_S     # sticky: throttled, its own bucket refills
+        if now < self.heavy_until:
+            wait = max(wait, self.server.heavy_budget.spend(seconds))
+        return wait
 
     def _refilled(self) -> None:
         self._resume("budget")
@@ -209,6 +232,7 @@ class E2Server:
         self.pending: OrderedDict[E2Protocol, None] = OrderedDict()   # waiting for E2 Setup
         self.nodes: set[E2Protocol] = set()                           # set up
         self.setup_budget = WorkBudget(self.limits.setup_work_share, self.limits.work_burst_s)
+        self.heavy_budget = WorkBudget(self.limits.heavy_work_share, self.limits.work_burst_s)
         self._heap: list = []                                          # (vruntime, seq, protocol)
         self._seq = itertools.count()
         self._min_vruntime = 0
