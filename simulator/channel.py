@@ -73,7 +73,13 @@ def jakes_processes(n: int, n_samples: int, doppler_norm: float, rng: np.random.
     return np.fft.ifft(bins * np.sqrt(power), axis=1) * (n_samples / np.sqrt(power.sum()))
 
 
-@lru_cache(maxsize=16)
+# Traces kept per cache (a trace set is at most 8 x 65536 x 8 float32 = 16 MB): training cycles through
+# a fixed list of ~130 randomised scenarios and 4 trace seeds, whose grids (speed, delay spread, PRBs,
+# load) repeat, so 64 entries let most episodes reuse traces instead of regenerating them.
+TRACE_CACHE = 64
+
+
+@lru_cache(maxsize=TRACE_CACHE)
 def subband_gain_traces(profile: str, delay_spread_ns: float, doppler_norm: float,
                         bandwidth_hz: float, n_subbands: int, n_traces: int, n_samples: int,
                         seed: int) -> np.ndarray:
@@ -177,7 +183,7 @@ def drop_ues(env: str, n_ues: int, fc_ghz: float, isd_m: float, h_bs: float, min
     return gain_db[:, 0], gain_db[:, 1:]
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=TRACE_CACHE)
 def neighbour_activity_traces(load: float, mean_burst_slots: float, n_traces: int, n_samples: int,
                               seed: int) -> np.ndarray:
     """Whether each of the 6 neighbours transmits in a slot: bool [traces, samples, 6].
@@ -324,7 +330,7 @@ def geometry_db(drop: Drop, load: float = 1.0, noise_db: float = -np.inf) -> np.
 
 
 # ---------------------------------------------------------------- neighbour scheduling activity
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=TRACE_CACHE)
 def neighbour_occupancy_traces(load: float, n_subbands: int, n_traces: int, n_samples: int,
                                slot_duration_s: float, seed: int, median_burst_ms: float = 30.0,
                                burst_sigma: float = 1.5, busy_fill: float = 0.75) -> np.ndarray:

@@ -64,7 +64,8 @@ class StepOutcome:
     ue: np.ndarray
     ack: np.ndarray          # first transmission decoded
     tbs_bits: np.ndarray
-    reward: np.ndarray       # delivered bits / TBS of the table's top MCS on the same PRBs, in [0, 1]
+    offered: np.ndarray      # bits the TB carries / TBS of the table's top MCS on the same PRBs, in [0, 1]
+    reward: np.ndarray       # delivered bits (offered if the first transmission decoded, else 0)
 
 
 def _trace_length(doppler_norm: float) -> int:
@@ -487,9 +488,9 @@ class Simulation:
 
         outcome_ack = ack[:new.size]
         top = self._tb[self._kind_now, 0, self._new_prbs, self.max_mcs]
-        reward = (outcome_ack * bits / top).astype(np.float32)
+        offered = (bits / top).astype(np.float32)
         self.slot += 1
-        return StepOutcome(self._begin_slot(), new, outcome_ack, tbs, reward)
+        return StepOutcome(self._begin_slot(), new, outcome_ack, tbs, offered, offered * outcome_ack)
 
     # ------------------------------------------------------------------ KPIs
     def ue_throughput_mbps(self) -> np.ndarray:
@@ -500,7 +501,10 @@ class Simulation:
         """KPIs of the run so far (keys shared by `ranpd simulate --json` and the evaluations).
 
         Packet KPIs (user-perceived throughput, packet delay) cover the bursty classes and are None
-        when the scenario has none or no packet completed.
+        when the scenario has none or no packet completed. Throughput counts each bit once, when
+        the TB carrying it is acknowledged (after HARQ and RLC), so `goodput_mbps` is the same
+        figure under its explicit name; `residual_loss` (= `bler_residual`) is the share of TBs
+        lost after their last HARQ attempt, each resent by RLC at the cost of air time and delay.
         """
         s, sc = self._stats, self.scenario
         ue_tput = self.ue_throughput_mbps()
@@ -510,12 +514,15 @@ class Simulation:
         return {
             "scenario": sc.name,
             "throughput_mbps": float(ue_tput.mean()),
+            "goodput_mbps": float(ue_tput.mean()),
             "throughput_p5_mbps": float(np.percentile(ue_tput, 5)),
             "cell_throughput_mbps": float(cell_tput),
             "spectral_efficiency": float(cell_tput * 1e6 / sc.bandwidth_hz),
             "bler_first_tx": s["first_nack"] / max(s["first_tx"], 1),
             "bler_residual": s["tb_lost"] / max(s["tb_done"], 1),
+            "residual_loss": s["tb_lost"] / max(s["tb_done"], 1),
             "mean_mcs": s["mcs_sum"] / max(s["first_tx"], 1),
+            "first_transmissions": int(s["first_tx"]),
             "retransmissions": int(s["retx"]),
             "rlc_resends": int(s["rlc_resends"]),
             "upt_mbps": float(upt.mean()) if upt.size else None,

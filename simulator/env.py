@@ -8,6 +8,12 @@ this step used. Reward per UE: bits delivered by its first transmission over the
 table's top MCS (in [0, 1]); the scalar reward is their mean. Link adaptation is a contextual
 bandit with delayed feedback: the reward is known to the learner at once (the simulator decodes at
 transmission time) while the policy's inputs only learn it K1 slots later, as at a real gNB.
+`info["ack"]` gives each first transmission's outcome (the NACK head's label) and
+`info["ue_offered"]` the normalised bits its TB carried (the reward had it decoded).
+
+Operator BLER targets: each reset gives every UE a first-tx BLER target drawn from `bler_targets`
+(None: throughput mode); the observation's `nack_price` holds it (`ObservationBuilder`), so a
+training run visits the states of every operating point.
 """
 from __future__ import annotations
 
@@ -15,23 +21,24 @@ import gymnasium as gym
 import numpy as np
 
 from ranpd.simulator.engine import FULL_BUFFER_BYTES, Simulation
+from ranpd.simulator.observation import DEFAULT_BLER_TARGET, OBS_DIM, ObservationBuilder
+from ranpd.simulator.report import SlotReport
+from ranpd.simulator.scenarios import BUILTIN_SCENARIOS, Scenario, randomized_scenario
+from ranpd.simulator.tables import MAX_SUPPORTED_MCS_ACTIONS
 
 # Training episodes draw simulation seeds from here up, and their traces from TRAINING_TRACE_SETS trace
 # seeds from here up (reused through the trace caches, as generating traces costs more than an episode);
 # evaluation seeds (< 2^20) are disjoint, so evaluation never meets a channel seen in training.
 TRAINING_SEEDS_FROM = 1 << 20
 TRAINING_TRACE_SETS = 4
-from ranpd.simulator.observation import OBS_DIM, ObservationBuilder
-from ranpd.simulator.report import SlotReport
-from ranpd.simulator.scenarios import BUILTIN_SCENARIOS, Scenario, randomized_scenario
-from ranpd.simulator.tables import MAX_SUPPORTED_MCS_ACTIONS
 
 
 class LinkAdaptationEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, scenarios: Scenario | list[Scenario] | None = None, n_ues: int = 64,
-                 episode_slots: int = 200, randomize: bool = False):
+                 episode_slots: int = 200, randomize: bool = False,
+                 bler_targets: tuple[float | None, ...] = (DEFAULT_BLER_TARGET,)):
         if isinstance(scenarios, Scenario):
             scenarios = [scenarios]
         self.scenarios = list(scenarios or BUILTIN_SCENARIOS.values())
@@ -43,7 +50,10 @@ class LinkAdaptationEnv(gym.Env):
                                  f"UEs in scenario {sc.name!r}")
         if episode_slots < 1:
             raise ValueError("episode_slots must be >= 1")
+        if not bler_targets:
+            raise ValueError("need at least one BLER target (None: throughput mode)")
         self.n_ues, self.episode_slots, self.randomize = n_ues, episode_slots, randomize
+        self.bler_targets = tuple(bler_targets)
         self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(n_ues, OBS_DIM), dtype=np.float32)
         self.action_space = gym.spaces.MultiDiscrete(np.full(n_ues, MAX_SUPPORTED_MCS_ACTIONS))
 
@@ -57,6 +67,9 @@ class LinkAdaptationEnv(gym.Env):
         trace_seed = TRAINING_SEEDS_FROM + int(self.np_random.integers(TRAINING_TRACE_SETS))
         self.sim = Simulation(scenario, seed=seed, n_ues=self.n_ues, trace_seed=trace_seed)
         self.builder = ObservationBuilder(self.n_ues, self.sim.mcs_table, self.sim.cqi_table)
+        target = self.np_random.integers(len(self.bler_targets), size=self.n_ues)
+        for i, bler_target in enumerate(self.bler_targets):
+            self.builder.set_bler_target(np.flatnonzero(target == i), bler_target)
         self._report = self.sim.reset()
         return self._observe(self._report), self._info(np.zeros(self.n_ues, bool))
 
@@ -70,10 +83,12 @@ class LinkAdaptationEnv(gym.Env):
         reward_mask[outcome.ue] = True
         ue_reward = np.zeros(self.n_ues, np.float32)
         ue_reward[outcome.ue] = outcome.reward
+        ue_offered = np.zeros(self.n_ues, np.float32)
+        ue_offered[outcome.ue] = outcome.offered
         ack = np.zeros(self.n_ues, bool)
         ack[outcome.ue] = outcome.ack
         info = self._info(reward_mask)
-        info.update(ue_reward=ue_reward, ack=ack)
+        info.update(ue_reward=ue_reward, ue_offered=ue_offered, ack=ack)
         reward = float(outcome.reward.mean()) if outcome.ue.size else 0.0
         truncated = self.sim.slot >= self.episode_slots
         return self._observe(self._report), reward, False, truncated, info

@@ -36,6 +36,10 @@ def test_demo_compares_the_student_in_the_loop_with_olla(tmp_path):
     assert {k: row["olla"][k] for k in KPI_KEYS} == {k: olla[k] for k in KPI_KEYS}
     expected_gain = 100 * (student["throughput_mbps"] / olla["throughput_mbps"] - 1)
     assert abs(row["throughput_gain_pct"] - expected_gain) < 1e-9
+    best = row["olla_best"]             # tuned on another seed, reported on this one
+    tuned = run_policy(sc, Olla(best["target_bler"], best["step_up_db"]), 300, seed=2, n_ues=16)
+    assert best["throughput_mbps"] == tuned["throughput_mbps"] and out["bler_target"] == 0.1
+    assert abs(row["gain_vs_best_pct"] - 100 * (student["throughput_mbps"] / tuned["throughput_mbps"] - 1)) < 1e-9
 
 
 def test_demo_without_a_student_says_how_to_make_one(tmp_path):

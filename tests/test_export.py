@@ -6,7 +6,7 @@ import torch
 
 from ranpd.simulator.observation import OBS_DIM, OBS_SPEC_VERSION
 from ranpd.training import export
-from ranpd.training.networks import count_params, describe, mlp
+from ranpd.training.networks import PricedQ, count_params, describe
 from ranpd.xapp.model_card import ModelCard, card_path_for, file_sha256
 
 torch.set_num_threads(1)
@@ -15,9 +15,10 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     torch.manual_seed(0)
-    model = mlp((32, 32, 32))
+    model = PricedQ((32, 32, 24))
     path = export.export_onnx(model, tmp_path_factory.mktemp("onnx") / "student.onnx", opset=17)
     states = np.random.default_rng(1).random((1024, OBS_DIM)).astype(np.float32)
+    states[:, -1] = np.random.default_rng(2).uniform(-0.5, 4.0, 1024)      # the NACK price
     return model, path, states
 
 
@@ -39,7 +40,7 @@ def test_torch_and_onnxruntime_agree_on_held_out_states(exported):
 def test_parity_detects_a_different_model(exported):
     _, path, states = exported
     torch.manual_seed(123)
-    assert export.parity(mlp((32, 32, 32)), path, states)["argmax_agreement"] < 0.9
+    assert export.parity(PricedQ((32, 32, 24)), path, states)["argmax_agreement"] < 0.9
 
 
 def test_int8_model_is_smaller_and_its_agreement_is_measured(exported, tmp_path):
@@ -54,13 +55,16 @@ def test_int8_model_is_smaller_and_its_agreement_is_measured(exported, tmp_path)
 
 
 def test_model_card_is_valid_and_matches_the_file(exported):
-    model, path, _ = exported
+    model, path, states = exported
     card = export.write_card(path, name="student-test", kind="student", model=model,
-                             architecture=describe((32, 32, 32)), scenarios=["uma-mid-pedestrian"],
-                             opset=17, training_config={"profile": "test"}, evaluation={"x": 1.0})
+                             architecture=describe((32, 32, 24)), scenarios=["uma-mid-pedestrian"],
+                             opset=17, training_config={"profile": "test"}, mcs_tables=[1, 2],
+                             obs_range={"low": states.min(0).tolist(), "high": states.max(0).tolist()},
+                             evaluation={"x": 1.0})
     loaded = ModelCard.load(card_path_for(path))
     assert loaded == card
     assert loaded.obs_spec_version == OBS_SPEC_VERSION and loaded.obs_dim == OBS_DIM
-    assert loaded.params == count_params(model) == 3677
+    assert loaded.params == count_params(model) == 3906 and loaded.mcs_tables == [1, 2]
+    assert loaded.obs_range.high[-1] == pytest.approx(float(states[:, -1].max()))
     assert loaded.bytes == path.stat().st_size and loaded.sha256 == file_sha256(path)
     assert loaded.action_table.mcs == list(range(29)) and loaded.onnx_opset == 17

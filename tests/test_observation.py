@@ -1,5 +1,6 @@
 """The observation builder: what a policy sees is built from gNB events only, deterministically."""
 import numpy as np
+import pytest
 
 from ranpd.simulator.observation import FEATURES, OBS_DIM, ObservationBuilder
 
@@ -42,3 +43,37 @@ def test_reset_rows_forgets_a_ue():
     b.apply_harq([1], [False], [27], [1], slot=3)
     b.reset_rows([1])
     np.testing.assert_array_equal(observe_one(b, 5, row=1), observe_one(ObservationBuilder(2), 5, row=1))
+
+
+def test_the_nack_price_holds_each_rows_bler_target_by_dual_ascent():
+    """A synthetic link where P(NACK) falls with the price (the policy backs off as NACKs get
+    dearer): the long-run NACK rate of each row lands on its own target; a throughput-mode row
+    keeps price 0."""
+    rng = np.random.default_rng(0)
+    targets = [0.05, 0.1, 0.3]
+    b = ObservationBuilder(4)
+    for row, target in enumerate(targets):
+        b.set_bler_target([row], target)
+    b.set_bler_target([3], None)
+    nacks = np.zeros(4)
+    slots = 20_000
+    for slot in range(slots):
+        p_nack = 0.6 / (1.0 + 4.0 * b.nack_price)
+        ack = rng.random(4) >= p_nack
+        b.apply_harq(np.arange(4), ack, np.full(4, 10), np.ones(4, np.int64), slot)
+        if slot >= slots // 2:
+            nacks += ~ack
+    rate = nacks / (slots // 2)
+    np.testing.assert_allclose(rate[:3], targets, atol=0.01)
+    assert rate[3] > 0.55 and observe_one(b, slots, row=3)[COL["nack_price"]] == 0.0
+    assert observe_one(b, slots, row=0)[COL["nack_price"]] > observe_one(b, slots, row=2)[COL["nack_price"]]
+
+
+def test_bler_target_must_be_a_probability_or_throughput_mode():
+    b = ObservationBuilder(1)
+    for bad in (0.0, 1.0, -0.1, 2.0):
+        with pytest.raises(ValueError, match="BLER target"):
+            b.set_bler_target([0], bad)
+    b.set_bler_target([0], None)
+    b.reset_rows([0])
+    assert b.nack_price[0] == 0.0

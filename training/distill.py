@@ -2,7 +2,11 @@
 
 Loss (Rusu et al. 2016, "Policy Distillation", eq. 3): KL(softmax(Q_teacher / tau) || softmax(z_student))
 with tau = 0.01, which sharpens the teacher's Q-values into a near one-hot target while keeping
-the ranking of close actions.
+the ranking of close actions. Teacher and student are both priced networks (`networks.PricedQ`:
+score = B (1 - P) - price * P); the teacher labels each state with its two heads once, and the loss
+compares the scores at the state's own price and, for `price_resample` of the rows, at a price
+drawn over the builder's range (or 0, throughput mode), so the student learns the
+teacher's ranking at every operating point, not only the ones its rollouts visited.
 
 Data (Ross et al. 2011, DAgger): the HARQ-history features of the observation depend on the
 policy's own past MCS choices, so a student trained only on teacher rollouts meets states it has
@@ -28,7 +32,8 @@ from tqdm.auto import tqdm
 from ranpd.simulator.env import LinkAdaptationEnv
 from ranpd.simulator.scenarios import Scenario
 from ranpd.training.config import DistillConfig
-from ranpd.training.networks import mlp
+from ranpd.simulator.observation import PRICE_MAX, PRICE_SHIFT
+from ranpd.training.networks import N_ACTIONS, PRICE, PricedQ, priced_scores
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_q: torch.Tensor, tau: float) -> torch.Tensor:
@@ -38,13 +43,48 @@ def distillation_loss(student_logits: torch.Tensor, teacher_q: torch.Tensor, tau
                     reduction="batchmean", log_target=True)
 
 
+def heads_loss(student: PricedQ, states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Squared error of the student's heads (B and P(NACK)) against the teacher's, summed over the
+    MCS and averaged over the batch. The KL alone constrains only the score's ranking at the prices
+    it is computed at: a student can rank well there with heads that are not bits and probabilities
+    (measured: B of -7.5 at MCS 0), and its argmax then moves the wrong way with the price, so the
+    dual loop cannot hold targets. Matching the heads makes every price's score the teacher's."""
+    offered, nack_logit = student.heads(states)
+    predicted = torch.cat([offered, torch.sigmoid(nack_logit)], dim=1)
+    return F.mse_loss(predicted, labels, reduction="sum") / len(states)
+
+
+@torch.no_grad()
+def teacher_labels(teacher: PricedQ, states: torch.Tensor) -> torch.Tensor:
+    """The teacher's heads per state: [n, 2 * N_ACTIONS] = (B, P(NACK))."""
+    offered, nack_logit = teacher.heads(states)
+    return torch.cat([offered, torch.sigmoid(nack_logit)], dim=1)
+
+
+RESAMPLED_PRICE_MIN = -0.5      # prices below it are rare in closed loop (targets far above the optimum)
+
+
+def resample_prices(states: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """A copy of `states` whose price column is redrawn for `fraction` of the rows, uniformly on the
+    builder's dual scale log(price + PRICE_SHIFT) over [RESAMPLED_PRICE_MIN, PRICE_MAX], or 0
+    (throughput mode) for one in eight of them."""
+    n = len(states)
+    redraw = torch.rand(n, generator=generator) < fraction
+    low, high = np.log(RESAMPLED_PRICE_MIN + PRICE_SHIFT), np.log(PRICE_MAX + PRICE_SHIFT)
+    dual = torch.empty(n).uniform_(float(low), float(high), generator=generator)
+    price = torch.where(torch.rand(n, generator=generator) < 0.125, 0.0, dual.exp() - PRICE_SHIFT)
+    out = states.clone()
+    out[:, PRICE] = torch.where(redraw, price, states[:, PRICE])
+    return out
+
+
 @dataclass
 class DistillGroup:
     """Scenarios whose states one teacher labels."""
 
     name: str
     scenarios: list[Scenario]
-    teacher: nn.Module
+    teacher: PricedQ
     randomize: bool = False
 
 
@@ -74,7 +114,10 @@ def fit(student: nn.Module, optimizer: torch.optim.Optimizer, states: torch.Tens
         losses = []
         for start in range(0, len(states), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
-            loss = distillation_loss(student(states[idx]), targets[idx], cfg.tau)
+            batch = resample_prices(states[idx], cfg.price_resample, generator)
+            teacher_q = priced_scores(targets[idx, :N_ACTIONS], targets[idx, N_ACTIONS:], batch[:, PRICE:])
+            loss = (distillation_loss(student(batch), teacher_q, cfg.tau)
+                    + cfg.heads_weight * heads_loss(student, batch, targets[idx]))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -85,9 +128,10 @@ def fit(student: nn.Module, optimizer: torch.optim.Optimizer, states: torch.Tens
 
 @dataclass
 class DistillResult:
-    student: nn.Module
+    student: PricedQ
     holdout_states: np.ndarray             # states from a final student rollout, never trained on
     log: list[dict] = field(default_factory=list)
+    obs_range: dict[str, list[float]] | None = None    # per-feature min/max of the training states
 
 
 def distill(groups: list[DistillGroup], cfg: DistillConfig, seed: int, holdout: int = 4096,
@@ -95,8 +139,8 @@ def distill(groups: list[DistillGroup], cfg: DistillConfig, seed: int, holdout: 
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     envs = [LinkAdaptationEnv(g.scenarios, n_ues=cfg.n_ues, episode_slots=cfg.episode_slots,
-                              randomize=g.randomize) for g in groups]
-    student = mlp(cfg.hidden)
+                              randomize=g.randomize, bler_targets=cfg.bler_targets) for g in groups]
+    student = PricedQ(cfg.hidden)
     optimizer = torch.optim.Adam(student.parameters(), lr=cfg.learning_rate)
     states: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
@@ -111,12 +155,13 @@ def distill(groups: list[DistillGroup], cfg: DistillConfig, seed: int, holdout: 
             with torch.no_grad():
                 obs_t = torch.from_numpy(obs)
                 states.append(obs_t)
-                targets.append(group.teacher(obs_t))      # the group's teacher labels every state
+                targets.append(teacher_labels(group.teacher, obs_t))   # the group's teacher labels every state
             actor_rewards[group.name] = reward
         all_states, all_targets = torch.cat(states), torch.cat(targets)
         loss = fit(student, optimizer, all_states, all_targets, cfg, generator)
         with torch.no_grad():
-            agreement = float((student(all_states).argmax(1) == all_targets.argmax(1)).float().mean())
+            teacher_q = priced_scores(all_targets[:, :N_ACTIONS], all_targets[:, N_ACTIONS:], all_states[:, PRICE:])
+            agreement = float((student(all_states).argmax(1) == teacher_q.argmax(1)).float().mean())
         log.append({"round": round_index, "actor": who, "dataset": len(all_states), "kl": loss,
                     "train_argmax_agreement": agreement, "actor_reward": actor_rewards})
 
@@ -128,4 +173,5 @@ def distill(groups: list[DistillGroup], cfg: DistillConfig, seed: int, holdout: 
     rng = np.random.default_rng(seed)
     held = np.concatenate(held_out)
     held = held[rng.permutation(len(held))[:holdout]]
-    return DistillResult(student, held, log)
+    obs_range = {"low": all_states.min(0).values.tolist(), "high": all_states.max(0).values.tolist()}
+    return DistillResult(student, held, log, obs_range)

@@ -1,71 +1,64 @@
-"""DQN with gamma = 0 for link adaptation (Mnih et al. 2015, reduced to a contextual bandit).
+"""DQN with gamma = 0 for link adaptation (Mnih et al. 2015, reduced to a constrained contextual bandit).
 
 Why gamma = 0: an MCS choice changes only its own transport block's outcome. The HARQ-ACK arrives
 a few slots later (delayed feedback), but the channel, the CSI and the scheduler do not depend on
-the MCS chosen, so the best action in a state is the one with the highest expected immediate
-reward: delivered bits normalised by the TBS at the table's top MCS. The Q-network therefore
-regresses that reward per action, with no bootstrap term and no target network. The environment
-reports, per step, which UEs' actions counted (`reward_mask`) and their rewards (`ue_reward`);
-each such UE gives one transition (observation, action, reward). An optional NACK penalty
-(`DqnConfig.nack_penalty`) turns the reward into r - lambda * (1 - ack): a BLER-aware operating point.
+the MCS chosen, so the best action in a state is the one with the best expected immediate outcome.
+The network (`networks.PricedQ`) regresses both parts of the action taken's outcome: B, the bits
+its transport block carried normalised by the TBS at the table's top MCS (Huber loss; known at
+transmission, no decoding noise), and P(NACK) (binary cross-entropy on the ACK); no bootstrap
+term, no target network. It acts by the Lagrangian score B (1 - P) - price * P (the expected
+delivered bits minus the priced NACKs) with each UE's price from the observation, so the operator's BLER
+target (drawn per UE and episode from `DqnConfig.bler_targets`) shapes the states it visits while
+the two heads stay the same for every target.
 
 Reads top to bottom: config -> environment -> network -> replay buffer -> loop
 (epsilon-greedy act, store, regress) -> log.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm.auto import tqdm
 
 from ranpd.simulator.env import LinkAdaptationEnv
 from ranpd.simulator.observation import OBS_DIM
 from ranpd.simulator.scenarios import Scenario
 from ranpd.training.config import DqnConfig
-from ranpd.training.networks import N_ACTIONS, mlp
+from ranpd.training.networks import N_ACTIONS, PricedQ
 
 
 class ReplayBuffer:
-    """Ring buffer of (observation, action, reward) transitions, uniformly sampled."""
+    """Ring buffer of (observation, action, offered bits, nack) transitions, uniformly sampled."""
 
     def __init__(self, capacity: int, obs_dim: int = OBS_DIM):
         self.obs = np.zeros((capacity, obs_dim), np.float32)
         self.action = np.zeros(capacity, np.int64)
-        self.reward = np.zeros(capacity, np.float32)
+        self.offered = np.zeros(capacity, np.float32)
+        self.nack = np.zeros(capacity, np.float32)
         self.capacity, self.size, self._next = capacity, 0, 0
 
-    def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray) -> None:
+    def add(self, obs: np.ndarray, action: np.ndarray, offered: np.ndarray, nack: np.ndarray) -> None:
         idx = (self._next + np.arange(len(obs))) % self.capacity
-        self.obs[idx], self.action[idx], self.reward[idx] = obs, action, reward
+        self.obs[idx], self.action[idx], self.offered[idx], self.nack[idx] = obs, action, offered, nack
         self._next = int((self._next + len(obs)) % self.capacity)
         self.size = min(self.size + len(obs), self.capacity)
 
     def sample(self, batch_size: int, rng: np.random.Generator):
         idx = rng.integers(0, self.size, size=batch_size)
         return (torch.from_numpy(self.obs[idx]), torch.from_numpy(self.action[idx]),
-                torch.from_numpy(self.reward[idx]))
+                torch.from_numpy(self.offered[idx]), torch.from_numpy(self.nack[idx]))
 
 
-def bandit_q_loss(q: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
-                  huber_delta: float = 1.0) -> torch.Tensor:
-    """Huber loss between Q(s, a_taken) and the observed reward (the gamma = 0 TD target)."""
-    q_taken = q.gather(1, action.unsqueeze(1)).squeeze(1)
-    return F.huber_loss(q_taken, reward, delta=huber_delta)
-
-
-def penalised_reward(reward: np.ndarray, ack: np.ndarray, nack_penalty: float) -> np.ndarray:
-    """Lagrangian relaxation of a first-transmission BLER constraint: r - lambda * (1 - ack).
-
-    With gamma = 0 the greedy action then maximises E[bits] - lambda * P(NACK); lambda = 0 returns
-    `reward` itself (the throughput-optimal target)."""
-    if nack_penalty == 0.0:
-        return reward
-    return (reward - nack_penalty * (~ack.astype(bool))).astype(np.float32)
+def bandit_loss(net: PricedQ, obs: torch.Tensor, action: torch.Tensor, offered: torch.Tensor,
+                nack: torch.Tensor, huber_delta: float = 1.0) -> torch.Tensor:
+    """Huber(B(s, a_taken), offered) + BCE(P(s, a_taken), nack): the gamma = 0 targets of both heads."""
+    offered_head, nack_logit = net.heads(obs)
+    taken = action.unsqueeze(1)
+    return (F.huber_loss(offered_head.gather(1, taken).squeeze(1), offered, delta=huber_delta)
+            + F.binary_cross_entropy_with_logits(nack_logit.gather(1, taken).squeeze(1), nack))
 
 
 def epsilon_at(step: int, cfg: DqnConfig) -> float:
@@ -77,26 +70,23 @@ def epsilon_at(step: int, cfg: DqnConfig) -> float:
 
 @dataclass
 class DqnResult:
-    q_network: nn.Module
+    q_network: PricedQ
     log: list[dict] = field(default_factory=list)
-    snapshots: dict[int, nn.Module] = field(default_factory=dict)   # env step -> Q-network copy
 
 
 def train_dqn(cfg: DqnConfig, scenarios: list[Scenario], seed: int, randomize: bool = False,
-              desc: str = "dqn", snapshot_at: tuple[int, ...] = ()) -> DqnResult:
-    """Train a Q-network on `scenarios` (domain randomisation instead if `randomize`); keep copies
-    of the network after the env steps in `snapshot_at` (for learning curves)."""
+              desc: str = "dqn") -> DqnResult:
+    """Train a priced Q-network on `scenarios` (fresh `randomized_scenario` draws instead if `randomize`)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     env = LinkAdaptationEnv(scenarios, n_ues=cfg.n_ues, episode_slots=cfg.episode_slots,
-                            randomize=randomize)
-    q_network = mlp(cfg.hidden)
+                            randomize=randomize, bler_targets=cfg.bler_targets)
+    q_network = PricedQ(cfg.hidden)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=cfg.learning_rate)
     buffer = ReplayBuffer(cfg.buffer_size)
 
     obs, _ = env.reset(seed=seed)
     log: list[dict] = []
-    snapshots: dict[int, nn.Module] = {}
     losses, rewards = [], []
     for step in (bar := tqdm(range(cfg.env_steps), desc=desc, leave=False)):
         # act: epsilon-greedy per UE
@@ -109,18 +99,18 @@ def train_dqn(cfg: DqnConfig, scenarios: list[Scenario], seed: int, randomize: b
         # store one transition per UE whose action counted in this step
         next_obs, _, terminated, truncated, info = env.step(action)
         decided = info["reward_mask"]
-        target = penalised_reward(info["ue_reward"][decided], info["ack"][decided], cfg.nack_penalty)
-        buffer.add(obs[decided], action[decided], target)
+        reward = info["ue_reward"][decided]
+        buffer.add(obs[decided], action[decided], info["ue_offered"][decided],
+                   (~info["ack"][decided]).astype(np.float32))
         if decided.any():
-            rewards.append(float(target.mean()))
+            rewards.append(float(reward.mean()))
         obs = next_obs
         if terminated or truncated:
             obs, _ = env.reset()
 
         # regress Q(s, a) on the reward
         if step >= cfg.learning_starts and step % cfg.train_every == 0 and buffer.size:
-            batch_obs, batch_action, batch_reward = buffer.sample(cfg.batch_size, rng)
-            loss = bandit_q_loss(q_network(batch_obs), batch_action, batch_reward, cfg.huber_delta)
+            loss = bandit_loss(q_network, *buffer.sample(cfg.batch_size, rng), cfg.huber_delta)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -133,8 +123,6 @@ def train_dqn(cfg: DqnConfig, scenarios: list[Scenario], seed: int, randomize: b
             log.append(row)
             bar.set_postfix(reward=row["mean_reward"], loss=row["loss"], eps=row["epsilon"])
             losses, rewards = [], []
-        if step + 1 in snapshot_at:
-            snapshots[step + 1] = copy.deepcopy(q_network).eval()
     env.close()
     q_network.eval()
-    return DqnResult(q_network, log, snapshots)
+    return DqnResult(q_network, log)

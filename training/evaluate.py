@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ranpd.simulator.engine import run_closed_loop
+from ranpd.simulator.guard import DEFAULT_MAX_TRANSMISSIONS, GuardConfig
+from ranpd.simulator.observation import DEFAULT_BLER_TARGET
 from ranpd.simulator.policies import LinkAdaptationPolicy, ObservationPolicy, make_baseline
 from ranpd.simulator.scenarios import Scenario
 from ranpd.training.config import EvalConfig
@@ -31,26 +33,30 @@ from ranpd.xapp.model import OnnxPolicyModel
 KPI_KEYS = ("throughput_mbps", "cell_throughput_mbps", "spectral_efficiency", "bler_first_tx",
             "bler_residual", "mean_mcs", "throughput_p5_mbps", "rlc_resends")
 PACKET_KPI_KEYS = ("upt_mbps", "packet_delay_p50_ms", "packet_delay_p95_ms")   # None without bursty UEs
+OPTIONAL_KPI_KEYS = PACKET_KPI_KEYS + ("guard_share",)   # guard_share: share of first transmissions OLLA decided
 
 
 @dataclass(frozen=True)
 class PolicySpec:
-    """`kind` is 'illa', 'olla' (params: target_bler, step_up_db) or 'onnx' (params: path)."""
+    """`kind` is 'illa', 'olla' (params: target_bler, step_up_db) or 'onnx' (params: path; bler_target,
+    the operator target its price holds, None for throughput mode; guard: behind the per-UE guard)."""
 
     name: str
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
 
-    def build(self) -> LinkAdaptationPolicy:
+    def build(self, scenario: Scenario) -> LinkAdaptationPolicy:
         if self.kind == "onnx":
-            return onnx_policy(Path(self.params["path"]), self.name)
+            return onnx_policy(Path(self.params["path"]), self.name, self.params.get("bler_target", DEFAULT_BLER_TARGET),
+                               GuardConfig() if self.params.get("guard") else None, scenario.max_transmissions)
         return make_baseline(self.kind, **self.params)
 
 
-def onnx_policy(path: Path, name: str) -> ObservationPolicy:
-    """The xApp's own model wrapper (validated, pre-bound IO) behind the offline policy."""
-    model = OnnxPolicyModel.load(path)
-    return ObservationPolicy(model.score, name=name, action_mcs=model.action_mcs)
+def onnx_policy(path: Path, name: str, bler_target: float | None = DEFAULT_BLER_TARGET,
+                guard: GuardConfig | None = None, max_transmissions: int = DEFAULT_MAX_TRANSMISSIONS) -> ObservationPolicy:
+    """The xApp's own model wrapper (validated, pre-bound IO, card's tables and input range) as an
+    offline policy holding `bler_target` (None: throughput mode), optionally behind the guard."""
+    return OnnxPolicyModel.load(path).policy(name, bler_target, guard, max_transmissions)
 
 
 def olla_spec(target: float = 0.1, step_db: float = 1.0, name: str | None = None) -> PolicySpec:
@@ -64,9 +70,12 @@ BASELINES = (PolicySpec("illa", "illa"), olla_spec(0.1, 1.0, name="olla"))
 def _run(job: tuple[Scenario, PolicySpec, int, EvalConfig]) -> dict[str, Any]:
     """One closed-loop run: the KPIs plus the per-UE throughputs (for CDFs)."""
     scenario, spec, seed, cfg = job
-    policy = spec.build()
+    policy = spec.build(scenario)
     sim = run_closed_loop(scenario, policy, cfg.slots, seed=seed, n_ues=cfg.n_ues)
-    return {**sim.kpis(), "policy": policy.name, "ue_throughput_mbps": sim.ue_throughput_mbps()}
+    kpis = sim.kpis()
+    guard = getattr(policy, "guard", None)
+    return {**kpis, "policy": policy.name, "ue_throughput_mbps": sim.ue_throughput_mbps(),
+            "guard_share": guard.handed_back_decisions / max(kpis["first_transmissions"], 1) if guard else None}
 
 
 def run_jobs(jobs: list[tuple[Scenario, PolicySpec, int, EvalConfig]], workers: int, desc: str) -> list[dict]:
@@ -79,16 +88,18 @@ def run_jobs(jobs: list[tuple[Scenario, PolicySpec, int, EvalConfig]], workers: 
 
 def mean_kpis(runs: list[dict]) -> dict[str, Any]:
     """KPIs averaged over seeds, plus every UE's throughput pooled over seeds (for CDFs)."""
-    packet = {key: [r[key] for r in runs if r.get(key) is not None] for key in PACKET_KPI_KEYS}
+    packet = {key: [r[key] for r in runs if r.get(key) is not None] for key in OPTIONAL_KPI_KEYS}
     return {**{key: float(np.mean([r[key] for r in runs])) for key in KPI_KEYS},
             **{key: float(np.mean(values)) if values else None for key, values in packet.items()},
             "ue_throughput_mbps": np.concatenate([r["ue_throughput_mbps"] for r in runs]).tolist()}
 
 
 def tune_olla(scenarios: list[Scenario], cfg: EvalConfig, workers: int = 1) -> dict[str, PolicySpec]:
-    """Per scenario, the OLLA target/step with the best mean UE throughput on the tuning seed."""
+    """Per scenario, the OLLA target/step with the best mean UE throughput on the tuning seed
+    (`cfg.tune_slots` slots per run)."""
     grid = [olla_spec(t, s) for t, s in itertools.product(cfg.olla_targets, cfg.olla_steps_db)]
-    jobs = [(sc, spec, cfg.olla_tune_seed, cfg) for sc in scenarios for spec in grid]
+    tuning = replace(cfg, slots=cfg.tune_slots or cfg.slots)
+    jobs = [(sc, spec, cfg.olla_tune_seed, tuning) for sc in scenarios for spec in grid]
     results = run_jobs(jobs, workers, "tune OLLA")
     best = {}
     for i, sc in enumerate(scenarios):

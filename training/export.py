@@ -34,7 +34,7 @@ from ranpd.training.networks import N_ACTIONS, count_params, scores
 
 INPUT_NAME, OUTPUT_NAME = "obs", "scores"
 PARITY_ATOL = 1e-4
-QUANTIZATION = "static QDQ: int8 per-channel weights, uint8 activations; output layer fp32"
+QUANTIZATION = "static QDQ: int8 per-channel weights, uint8 activations; output layer and price arithmetic fp32"
 
 
 def export_onnx(model: nn.Module, path: Path, opset: int = 17) -> Path:
@@ -78,7 +78,8 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration_states: np.ndarr
         output_layer = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in ("Gemm", "MatMul")][-1]
         quantize_static(str(prepared), str(int8_path), _Calibration(calibration_states.astype(np.float32)),
                         quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=[output_layer])
+                        weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=[output_layer],
+                        op_types_to_quantize=["Gemm", "MatMul"])
     onnx.checker.check_model(onnx.load(str(int8_path)), full_check=True)
     return int8_path
 
@@ -95,11 +96,14 @@ def parity(model: nn.Module, onnx_path: Path, states: np.ndarray) -> dict[str, f
 
 
 def write_card(onnx_path: Path, *, name: str, kind: str, model: nn.Module, architecture: str,
-               scenarios: list[str], opset: int, training_config: dict[str, Any],
-               precision: str = "fp32", evaluation: dict[str, Any] | None = None) -> ModelCard:
-    """Model card beside the ONNX file (`X.onnx` -> `X.card.json`)."""
+               scenarios: list[str], opset: int, training_config: dict[str, Any], mcs_tables: list[int],
+               obs_range: dict[str, list[float]] | None = None, precision: str = "fp32",
+               evaluation: dict[str, Any] | None = None) -> ModelCard:
+    """Model card beside the ONNX file (`X.onnx` -> `X.card.json`); `mcs_tables` are the MCS tables it
+    was trained for, `obs_range` its training inputs' range (serving clips into it)."""
     card = ModelCard(
         name=name, kind=kind, action_table=ActionTable(mcs_table=2, mcs=list(range(N_ACTIONS))),
+        mcs_tables=mcs_tables, obs_range=obs_range,
         scenarios=scenarios, architecture=architecture, params=count_params(model), precision=precision,
         onnx_opset=opset, bytes=onnx_path.stat().st_size, sha256=file_sha256(onnx_path),
         training_config=training_config, evaluation=evaluation or {},

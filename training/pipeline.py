@@ -1,41 +1,333 @@
-"""`ranpd train`: teachers -> distillation -> export -> evaluation -> report, in one run directory.
+"""`ranpd train`: named stages, each a function of the typed config and the previous stages' output.
+
+    scenario_sets -> train_teachers -> distil_students -> export_models -> evaluate_models -> report
+    (-> ship, to explicit paths)
 
 Run directory layout:
-    config.json                       the profile, verbatim
+    config.json                       the configuration, verbatim
     logs/<model>.json                 training logs (losses, rewards, epsilon, DAgger rounds)
     models/<model>.onnx + .card.json  every teacher and student, with model cards
-    results.json                      KPIs[scenario][policy] and the headline summary
+    results.json                      KPIs[section][scenario][policy], the headline, the wall times
     report/README.md + *.png          the evaluation report
-With `ship`, the best student (by mean UE throughput over the scenarios) becomes the packaged
-default (`xapp/models/default.onnx` + card + int8 variant) and the report is copied to docs/report.
+
+Teachers are behind one small interface (`Teacher`: scenarios and a seed in, a priced network and
+its log out); DQN is today's implementation. Teachers, students and closed-loop runs are
+independent jobs and spread over `workers` processes.
 """
 from __future__ import annotations
 
 import json
 import shutil
 import time
-from dataclasses import asdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
 from rich.console import Console
 
-from ranpd.simulator.scenarios import BUILTIN_SCENARIOS, FAMILIES, Scenario, randomized_scenario
+from ranpd.simulator.scenarios import (BUILTIN_SCENARIOS, RANDOMIZATION_FAMILIES, Scenario, heldout_scenarios,
+                                       randomized_scenario)
 from ranpd.training import report as rpt
-from ranpd.training.config import TrainConfig
-from ranpd.training.distill import DistillGroup, distill
-from ranpd.training.dqn import train_dqn
-from ranpd.training.evaluate import BASELINES, KPI_KEYS, PolicySpec, evaluate, tune_olla
+from ranpd.training.config import DqnConfig, TrainConfig, from_dict
+from ranpd.training.distill import DistillGroup, DistillResult, distill
+from ranpd.training.dqn import DqnResult, train_dqn
+from ranpd.training.evaluate import BASELINES, PolicySpec, evaluate, olla_spec, tune_olla
 from ranpd.training.export import QUANTIZATION, argmax_agreement, export_onnx, ort_scores, parity, quantize_int8, write_card
-from ranpd.training.networks import count_params, describe
-from ranpd.xapp.model import PACKAGED_MODEL
-from ranpd.xapp.model_card import ModelCard, card_path_for
-
-SHIPPED_REPORT = Path(__file__).resolve().parent.parent / "docs" / "report"
+from ranpd.training.networks import PricedQ, count_params, describe
 
 console = Console(stderr=True)
+MCS_TABLES_TRAINED = [1, 2]            # the randomisation draws both tables
+
+
+# ------------------------------------------------------------------ 0. scenario sets
+@dataclass
+class ScenarioSets:
+    """What each model trains on, and what evaluation holds out."""
+
+    builtins: list[Scenario]
+    specialists: dict[str, list[Scenario]]     # randomisation family -> its training scenarios
+    generalist: list[Scenario]                 # every family's draws and every built-in
+    heldout: list[Scenario]                    # never trained or tuned on
+
+
+def family_of(sc: Scenario) -> str:
+    """The randomisation family a scenario belongs to (by traffic, then band): which specialist
+    labels it in multi-policy distillation and serves as its specialist teacher in evaluation."""
+    classes = sc.classes
+    if len(classes) > 1:
+        return "mixed"
+    if classes[0].bursty:
+        return "bursty"
+    return "low-band" if sc.carrier_ghz < 1.0 else "mid-band" if sc.carrier_ghz < 10.0 else "mmwave"
+
+
+def scenario_sets(cfg: TrainConfig) -> ScenarioSets:
+    """Seeded draws of every randomisation family, plus the built-ins (each in its family's set)."""
+    rng = np.random.default_rng(cfg.seed)
+    builtins = list(BUILTIN_SCENARIOS.values())
+    specialists = {family: [randomized_scenario(rng, family).model_copy(update={"name": f"{family}-{i}"})
+                            for i in range(cfg.randomized_per_family)] for family in RANDOMIZATION_FAMILIES}
+    for sc in builtins:
+        specialists[family_of(sc)].append(sc)
+    generalist = [sc for group in specialists.values() for sc in group]
+    heldout = heldout_scenarios()
+    trained = {sc.model_dump_json(exclude={"name", "description", "family"}) for sc in generalist}
+    leaked = [sc.name for sc in heldout if sc.model_dump_json(exclude={"name", "description", "family"}) in trained]
+    if leaked:
+        raise ValueError(f"held-out scenarios {leaked} are also training scenarios")
+    return ScenarioSets(builtins, specialists, generalist, heldout)
+
+
+# ------------------------------------------------------------------ 1. teachers
+class Teacher(Protocol):
+    """An RL algorithm that trains a priced network (`networks.PricedQ`) on scenarios."""
+
+    def train(self, scenarios: list[Scenario], seed: int, desc: str) -> DqnResult: ...
+
+
+@dataclass(frozen=True)
+class DqnTeacher:
+    """DQN with gamma = 0 (training/dqn.py)."""
+
+    cfg: DqnConfig
+
+    def train(self, scenarios: list[Scenario], seed: int, desc: str) -> DqnResult:
+        return train_dqn(self.cfg, scenarios, seed=seed, desc=desc)
+
+
+def _call(job: tuple[Callable, tuple]) -> Any:
+    fn, args = job
+    torch.set_num_threads(1)
+    return fn(*args)
+
+
+def run_parallel(jobs: list[tuple[Callable, tuple]], workers: int) -> list[Any]:
+    """`fn(*args)` for every job, in order, on `workers` processes (1: here)."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [_call(job) for job in jobs]
+    with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+        return list(pool.map(_call, jobs))
+
+
+def scratch_name(hidden: tuple[int, ...]) -> str:
+    return f"{rpt.SCRATCH}-{count_params(PricedQ(hidden))}"
+
+
+def distilled_name(hidden: tuple[int, ...]) -> str:
+    return f"{rpt.DISTILLED}-{count_params(PricedQ(hidden))}"
+
+
+def train_teachers(cfg: TrainConfig, sets: ScenarioSets, workers: int) -> dict[str, DqnResult]:
+    """One specialist per randomisation family, the generalist on everything, and the ablation:
+    every student size trained by the same RL with the same budget and no teacher."""
+    jobs = {f"teacher-{family}": (DqnTeacher(cfg.teacher), scenarios, cfg.seed + 1 + i)
+            for i, (family, scenarios) in enumerate(sets.specialists.items())}
+    jobs[rpt.TEACHER] = (DqnTeacher(cfg.teacher), sets.generalist, cfg.seed)
+    for hidden in cfg.sizes:
+        jobs[scratch_name(hidden)] = (DqnTeacher(replace(cfg.teacher, hidden=hidden)), sets.generalist, cfg.seed)
+    console.log(f"teachers: {', '.join(jobs)} on {workers} process(es)")
+    results = run_parallel([(teacher.train, (scenarios, seed, name)) for name, (teacher, scenarios, seed)
+                            in jobs.items()], workers)
+    return dict(zip(jobs, results))
+
+
+# ------------------------------------------------------------------ 2. students
+def distil_students(cfg: TrainConfig, sets: ScenarioSets, teachers: dict[str, DqnResult],
+                    workers: int) -> dict[str, DistillResult]:
+    """Single-policy (generalist -> student), multi-policy (each family's specialist labels its own
+    scenarios; the student never sees a family id), and the generalist distilled at every size."""
+    generalist = [DistillGroup("all", sets.generalist, teachers[rpt.TEACHER].q_network)]
+    multi = [DistillGroup(family, scenarios, teachers[f"teacher-{family}"].q_network)
+             for family, scenarios in sets.specialists.items()]
+    # rollout budgets are per group: the single group gets the multi-policy student's total
+    single_cfg = replace(cfg.distill, teacher_rollout_steps=cfg.distill.teacher_rollout_steps * len(multi),
+                         dagger_steps=cfg.distill.dagger_steps * len(multi))
+    jobs = {rpt.SINGLE: (generalist, single_cfg), rpt.MULTI: (multi, cfg.distill)}
+    for hidden in cfg.sizes:
+        if tuple(hidden) != tuple(cfg.distill.hidden):
+            jobs[distilled_name(hidden)] = (generalist, replace(single_cfg, hidden=hidden))
+    console.log(f"distillation: {', '.join(jobs)}")
+    results = run_parallel([(distill, (groups, dcfg, cfg.seed, cfg.evaluation.holdout_states, name))
+                            for name, (groups, dcfg) in jobs.items()], workers)
+    students = dict(zip(jobs, results))
+    students[distilled_name(cfg.distill.hidden)] = students[rpt.SINGLE]
+    return students
+
+
+# ------------------------------------------------------------------ 3. export
+@dataclass
+class Exported:
+    paths: dict[str, Path] = field(default_factory=dict)               # policy -> ONNX file
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)     # policy -> write_card arguments
+    students: dict[str, dict[str, Any]] = field(default_factory=dict)  # size, parity, int8 agreement
+
+
+def export_models(cfg: TrainConfig, out: Path, sets: ScenarioSets, teachers: dict[str, DqnResult],
+                  students: dict[str, DistillResult]) -> Exported:
+    """Every model to ONNX with its card; the two students also as int8, with parity and int8
+    agreement measured on held-out states they visited."""
+    ex = Exported()
+    models = out / "models"
+    config = cfg.to_dict()
+    trained_on = [sc.name for sc in sets.builtins] + [f"randomised: {', '.join(RANDOMIZATION_FAMILIES)}"]
+
+    def export(policy: str, model: PricedQ, **card_args) -> Path:
+        path = export_onnx(model, models / f"{policy}.onnx", cfg.onnx_opset)
+        ex.cards[policy] = dict(onnx_path=path, name=policy, model=model, opset=cfg.onnx_opset,
+                                architecture=describe(model.hidden), mcs_tables=MCS_TABLES_TRAINED, **card_args)
+        write_card(**ex.cards[policy])
+        ex.paths[policy] = path
+        return path
+
+    rl = {"profile": cfg.profile, "seed": cfg.seed, "teacher": config["teacher"]}
+    for name, result in teachers.items():
+        family = name.removeprefix("teacher-")
+        export(name, result.q_network, kind="student" if name.startswith(rpt.SCRATCH) else "teacher",
+               scenarios=[sc.name for sc in sets.specialists[family]] if family in sets.specialists else trained_on,
+               training_config={**rl, "hidden": list(result.q_network.hidden)})
+    for name, result in students.items():
+        if name != rpt.SINGLE and result is students[rpt.SINGLE]:
+            continue                       # the shipped-size distilled student is student-single itself
+        teacher = "one specialist per family: " + ", ".join(RANDOMIZATION_FAMILIES) if name == rpt.MULTI \
+            else rpt.TEACHER
+        fp32 = export(name, result.student, kind="student", scenarios=trained_on, obs_range=result.obs_range,
+                      training_config={"profile": cfg.profile, "seed": cfg.seed, "distill": config["distill"],
+                                       "hidden": list(result.student.hidden), "teachers": teacher})
+        if name not in (rpt.SINGLE, rpt.MULTI):
+            continue
+        half = len(result.holdout_states) // 2        # calibrate on one half, measure on the other
+        int8 = quantize_int8(fp32, models / f"{name}.int8.onnx", result.holdout_states[:half])
+        ex.paths[f"{name}-int8"] = int8
+        ex.cards[f"{name}-int8"] = {**ex.cards[name], "onnx_path": int8, "name": f"{name}-int8", "precision": "int8",
+                                    "architecture": f"{ex.cards[name]['architecture']}, {QUANTIZATION}"}
+        write_card(**ex.cards[f"{name}-int8"])
+        held = result.holdout_states[half:]
+        ex.students[name] = {
+            "architecture": describe(result.student.hidden), "params": count_params(result.student),
+            "bytes_fp32": fp32.stat().st_size, "bytes_int8": int8.stat().st_size,
+            "parity": parity(result.student, fp32, held),
+            "int8_argmax_agreement": argmax_agreement(ort_scores(fp32, held), ort_scores(int8, held)),
+            "holdout_states": len(held),
+        }
+    return ex
+
+
+# ------------------------------------------------------------------ 4. evaluation
+def _onnx(ex: Exported, policy: str, target: float | None, name: str | None = None, **extra) -> PolicySpec:
+    return PolicySpec(name or policy, "onnx", {"path": str(ex.paths[policy]), "bler_target": target, **extra})
+
+
+def _with_interference(scenarios: list[Scenario], model: str) -> list[Scenario]:
+    return [sc.model_copy(update={"interference_model": model}) for sc in scenarios]
+
+
+def evaluate_models(cfg: TrainConfig, sets: ScenarioSets, ex: Exported, workers: int) -> dict[str, dict]:
+    """KPIs[section][scenario][policy]. Sections: the built-ins in throughput mode under their own
+    interference model and each of `evaluation.interference_models`, the built-ins at 10%, the
+    held-out set at each operator target and in throughput mode, and the size sweep (held-out, 10%).
+    Best-tuned OLLA is tuned per scenario (and interference model) on the tuning seed."""
+    ev = cfg.evaluation
+    specialist = {sc.name: f"teacher-{family_of(sc)}" for sc in sets.builtins + sets.heldout}
+    students = (rpt.SINGLE, rpt.MULTI, rpt.SINGLE_INT8, rpt.MULTI_INT8)
+    tables: dict[str, dict] = {}
+
+    def run(section: str, scenarios: list[Scenario], specs: Callable[[Scenario], list[PolicySpec]],
+            tuned: bool = False, seeds: tuple[int, ...] = ev.seeds) -> None:
+        console.log(f"evaluation: {section}")
+        best = tune_olla(scenarios, ev, workers) if tuned else {}
+        policies = {sc.name: ([best[sc.name]] if tuned else []) + specs(sc) for sc in scenarios}
+        tables[section] = evaluate(scenarios, policies, replace(ev, seeds=seeds), workers)
+        for sc, spec in best.items():
+            tables[section][sc]["olla-best"]["olla_params"] = \
+                f"{spec.params['target_bler']:g}, {spec.params['step_up_db']:g} dB"
+
+    def throughput_mode(sc: Scenario, full: bool = True) -> list[PolicySpec]:
+        learned = [rpt.TEACHER, *(students if full else students[:2])] + ([scratch_name(cfg.distill.hidden)] if full else [])
+        return [*BASELINES, _onnx(ex, specialist[sc.name], None, rpt.SPECIALIST),
+                *(_onnx(ex, p, None, rpt.SCRATCH if p.startswith(rpt.SCRATCH) else None) for p in learned)]
+
+    def at_target(target: float, guard: bool = False) -> Callable[[Scenario], list[PolicySpec]]:
+        def specs(sc: Scenario) -> list[PolicySpec]:
+            out = [olla_spec(target, 1.0, name="olla"), _onnx(ex, specialist[sc.name], target, rpt.SPECIALIST),
+                   *(_onnx(ex, p, target) for p in (rpt.TEACHER, *students))]
+            if guard:
+                out.append(_onnx(ex, rpt.SINGLE, target, rpt.SINGLE_GUARDED, guard=True))
+            return out
+        return specs
+
+    run("builtins", sets.builtins, throughput_mode, tuned=True)
+    for model in ev.interference_models:
+        run(f"builtins/{model}", _with_interference(sets.builtins, model), lambda sc: throughput_mode(sc, False),
+            tuned=True, seeds=ev.seeds[:1])
+    run("builtins@0.1", sets.builtins, at_target(0.1))
+    for target in ev.bler_targets:
+        run(f"heldout@{target:g}", sets.heldout, at_target(target, guard=True))
+    run("heldout@max", sets.heldout, throughput_mode, tuned=True)
+    sizes = [distilled_name(h) for h in cfg.sizes] + [scratch_name(h) for h in cfg.sizes]
+    run("sizes@0.1", sets.heldout, lambda sc: [olla_spec(0.1, 1.0, name="olla"), *(_onnx(ex, rpt.SINGLE if p ==
+        distilled_name(cfg.distill.hidden) else p, 0.1, p) for p in sizes)])
+    return tables
+
+
+# ------------------------------------------------------------------ 5. ship
+@dataclass(frozen=True)
+class ShipTargets:
+    """Where `ship` installs the chosen student (fp32 and int8, each with its card) and the report."""
+
+    model: Path
+    model_int8: Path
+    report: Path
+
+
+def ship(models: Path, student: str, run_report: Path, to: ShipTargets, command: str) -> None:
+    """Install `student` and its int8 twin from the run's `models` at `to`, and copy the report; the
+    cards name their origin and the command that regenerates them."""
+    for src, dst, name in ((models / f"{student}.onnx", to.model, "default"),
+                           (models / f"{student}.int8.onnx", to.model_int8, "default-int8")):
+        install_student(src, dst, name=name, origin=src.stem, command=command)
+    if to.report.exists():
+        shutil.rmtree(to.report)
+    shutil.copytree(run_report, to.report)
+    console.log(f"shipped {student} as {to.model} (+ int8) and the report to {to.report}")
+
+
+def install_student(src: Path, dst: Path, name: str, origin: str, command: str) -> None:
+    """Copy an ONNX student and its card; the card names its origin and the regenerating command."""
+    from ranpd.xapp.model_card import ModelCard, card_path_for
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    card = ModelCard.load(card_path_for(src))
+    card = card.model_copy(update={"name": name, "training_config": {**card.training_config, "origin": origin,
+                                                                       "regenerate": command}})
+    card.save(card_path_for(dst))
+
+
+# ------------------------------------------------------------------ the run
+# the settings a stage's result depends on: a run that changes only later settings (evaluation, the
+# report) resumes from the checkpoints
+TEACHER_SETTINGS = ("seed", "randomized_per_family", "sizes", "teacher")
+STUDENT_SETTINGS = TEACHER_SETTINGS + ("distill",)
+
+
+def checkpointed(path: Path, settings: tuple[str, ...], stage: Callable, cfg: TrainConfig, *args):
+    """`stage(cfg, *args)`, saved to `path`; a later run into the same directory whose `settings`
+    are the same loads it instead of training again (a run killed in a later stage resumes there)."""
+    config = cfg.to_dict()
+    key = json.dumps({name: config[name] for name in settings}, sort_keys=True)
+    if path.is_file():
+        saved = torch.load(path, weights_only=False)
+        if saved["config"] == key:
+            console.log(f"resumed {path.stem} from {path}")
+            return saved["result"]
+    result = stage(cfg, *args)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": key, "result": result}, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+    return result
 
 
 def _save_json(path: Path, data: Any) -> None:
@@ -43,178 +335,63 @@ def _save_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def domain_randomised(seed: int, n_random: int = 30) -> list[Scenario]:
-    """The generalist's training set: every built-in plus `n_random` draws of `randomized_scenario`
-    (a fixed, seeded list, so the built-ins themselves are part of what the generalist sees)."""
-    rng = np.random.default_rng(seed)
-    drawn = [randomized_scenario(rng) for _ in range(n_random)]
-    return list(BUILTIN_SCENARIOS.values()) + [sc.model_copy(update={"name": f"{sc.name}-{i}"})
-                                               for i, sc in enumerate(drawn)]
-
-
-def run_pipeline(cfg: TrainConfig, out: Path, ship: bool = False, workers: int = 1,
+def run_pipeline(cfg: TrainConfig, out: Path, ship_to: ShipTargets | None = None, workers: int = 1,
                  command: str = "ranpd train") -> dict[str, Any]:
-    """Run every stage of `cfg` into `out`; return the results (also saved as results.json).
-    `workers` processes run the closed-loop evaluation; `command` is quoted in the report and cards."""
+    """Run every stage of `cfg` into `out`; return the results (also saved as results.json). With
+    `ship_to`, the student with the better built-in figures is installed there."""
     torch.set_num_threads(1)
-    started = time.perf_counter()
     wall: dict[str, float] = {}
+    started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     _save_json(out / "config.json", cfg.to_dict())
-    scenarios = list(BUILTIN_SCENARIOS.values())
-    family_of = {s.name: s.family for s in scenarios}
-    models = out / "models"
 
-    # 1. Teachers: one specialist per family, one generalist with domain randomisation,
-    #    and the ablation: the student's architecture trained by the same RL with the same budget.
-    t0 = time.perf_counter()
-    specialists, logs = {}, {}
-    for i, (family, names) in enumerate(FAMILIES.items()):
-        console.log(f"teacher: specialist {family} on {names}")
-        result = train_dqn(cfg.teacher, [BUILTIN_SCENARIOS[n] for n in names], seed=cfg.seed + 1 + i,
-                           desc=f"teacher {family}")
-        specialists[family], logs[f"teacher-{family}"] = result.q_network, result.log
-    console.log("teacher: generalist (domain randomisation over every scenario)")
-    randomised = domain_randomised(cfg.seed)
-    generalist = train_dqn(cfg.teacher, randomised, seed=cfg.seed, desc="teacher generalist",
-                           snapshot_at=cfg.curve_steps)
-    logs[rpt.TEACHER] = generalist.log
-    console.log("ablation: student-sized network trained by RL from scratch")
-    scratch = train_dqn(cfg.scratch, randomised, seed=cfg.seed, desc="RL from scratch",
-                        snapshot_at=cfg.curve_steps)
-    logs[rpt.SCRATCH] = scratch.log
-    wall["teachers"] = time.perf_counter() - t0
+    def timed(stage: str, fn: Callable, *args):
+        t0 = time.perf_counter()
+        result = fn(*args)
+        wall[stage] = time.perf_counter() - t0
+        return result
 
-    # 2. Distillation: single-policy (generalist) and multi-policy (one specialist per family).
-    t0 = time.perf_counter()
-    console.log("distillation: single-policy")
-    single = distill([DistillGroup("all", randomised, generalist.q_network)], cfg.distill,
-                     seed=cfg.seed, holdout=cfg.evaluation.holdout_states, desc="distil single")
-    console.log("distillation: multi-policy")
-    multi = distill([DistillGroup(f, [BUILTIN_SCENARIOS[n] for n in names], specialists[f])
-                     for f, names in FAMILIES.items()], cfg.distill, seed=cfg.seed,
-                    holdout=cfg.evaluation.holdout_states, desc="distil multi")
-    logs["distil-single"], logs["distil-multi"] = single.log, multi.log
-    wall["distillation"] = time.perf_counter() - t0
-    for name, log in logs.items():
-        _save_json(out / "logs" / f"{name}.json", log)
-
-    # 3. Export: every model to ONNX with its card (the xApp's loader needs the card); students
-    #    also as int8. Parity and int8 agreement on held-out states the students visited.
-    t0 = time.perf_counter()
-    config = cfg.to_dict()
-    names = list(BUILTIN_SCENARIOS)
-    teacher_cfg = {"profile": cfg.profile, "seed": cfg.seed, "teacher": config["teacher"]}
-    cards: dict[str, dict[str, Any]] = {}      # policy name -> write_card arguments
-
-    def export(policy: str, model: torch.nn.Module, file: str, **card_args) -> Path:
-        path = export_onnx(model, models / file, cfg.onnx_opset)
-        cards[policy] = dict(onnx_path=path, name=policy, model=model, opset=cfg.onnx_opset, **card_args)
-        write_card(**cards[policy])
-        return path
-
-    paths = {rpt.TEACHER: export(rpt.TEACHER, generalist.q_network, f"{rpt.TEACHER}.onnx", kind="teacher",
-                                 architecture=describe(cfg.teacher.hidden), scenarios=names + ["randomized"],
-                                 training_config=teacher_cfg)}
-    for family, net in specialists.items():
-        paths[family] = export(f"teacher-{family}", net, f"teacher-{family}.onnx", kind="teacher",
-                               architecture=describe(cfg.teacher.hidden), scenarios=FAMILIES[family],
-                               training_config=teacher_cfg)
-    paths[rpt.SCRATCH] = export(rpt.SCRATCH, scratch.q_network, f"{rpt.SCRATCH}.onnx", kind="student",
-                                architecture=describe(cfg.distill.hidden), scenarios=names + ["randomized"],
-                                training_config={"profile": cfg.profile, "seed": cfg.seed,
-                                                 "rl_from_scratch": asdict(cfg.scratch)})
-    curve = []                                   # learning-curve snapshots, evaluated like the rest
-    for base, result in ((rpt.TEACHER, generalist), (rpt.SCRATCH, scratch)):
-        for step, net in result.snapshots.items():
-            curve.append(f"{base}@{step}")
-            paths[curve[-1]] = export(curve[-1], net, f"curve/{curve[-1]}.onnx", **{
-                **{k: v for k, v in cards[base].items() if k in ("kind", "architecture", "scenarios")},
-                "training_config": {**cards[base]["training_config"], "snapshot_after_env_steps": step}})
-    students: dict[str, dict] = {}
-    for name, result in ((rpt.SINGLE, single), (rpt.MULTI, multi)):
-        student_args = dict(kind="student", architecture=describe(cfg.distill.hidden), scenarios=names,
-                            training_config={"profile": cfg.profile, "seed": cfg.seed, "distill": config["distill"],
-                                             "teachers": "teacher-generalist" if name == rpt.SINGLE else
-                                             "one specialist per family: " + ", ".join(FAMILIES)})
-        fp32 = paths[name] = export(name, result.student, f"{name}.onnx", **student_args)
-        half = len(result.holdout_states) // 2        # calibrate on one half, measure on the other
-        int8 = paths[f"{name}-int8"] = quantize_int8(fp32, models / f"{name}.int8.onnx", result.holdout_states[:half])
-        cards[f"{name}-int8"] = {**cards[name], "onnx_path": int8, "name": f"{name}-int8", "precision": "int8",
-                                 "architecture": f"{cards[name]['architecture']}, {QUANTIZATION}"}
-        write_card(**cards[f"{name}-int8"])
-        held = result.holdout_states[half:]
-        students[name] = {
-            "architecture": describe(cfg.distill.hidden), "params": count_params(result.student),
-            "bytes_fp32": fp32.stat().st_size, "bytes_int8": int8.stat().st_size,
-            "parity": parity(result.student, fp32, held),
-            "int8_argmax_agreement": argmax_agreement(ort_scores(fp32, held), ort_scores(int8, held)),
-            "holdout_states": len(held),
-        }
-    wall["export"] = time.perf_counter() - t0
-
-    # 4. Closed-loop evaluation on every built-in scenario, same seeds for all; each scenario's
-    #    specialist is its family's teacher.
-    t0 = time.perf_counter()
-    console.log("evaluation: tuning OLLA per scenario")
-    olla_best = tune_olla(scenarios, cfg.evaluation, workers)
-
-    def onnx(policy: str, path_key: str | None = None) -> PolicySpec:
-        return PolicySpec(policy, "onnx", {"path": str(paths[path_key or policy])})
-
-    learned = (rpt.TEACHER, rpt.SINGLE, rpt.MULTI, rpt.SINGLE_INT8, rpt.MULTI_INT8, rpt.SCRATCH)
-    policies = {sc.name: [*BASELINES, olla_best[sc.name], onnx(rpt.SPECIALIST, sc.family), *map(onnx, learned),
-                          *map(onnx, curve)] for sc in scenarios}
-    console.log("evaluation: every policy on every scenario")
-    table = evaluate(scenarios, policies, cfg.evaluation, workers)
-    olla_params = {s: f"target {p.params['target_bler']:g}, step {p.params['step_up_db']:g} dB"
-                   for s, p in olla_best.items()}
-    wall["evaluation"] = time.perf_counter() - t0
+    sets = timed("scenarios", scenario_sets, cfg)
+    checkpoints = out / "checkpoints"
+    teachers = timed("teachers", checkpointed, checkpoints / "teachers.pt", TEACHER_SETTINGS, train_teachers, cfg,
+                     sets, workers)
+    students = timed("distillation", checkpointed, checkpoints / "students.pt", STUDENT_SETTINGS, distil_students,
+                     cfg, sets, teachers, workers)
+    for name, result in {**teachers, **students}.items():
+        _save_json(out / "logs" / f"{name}.json", result.log)
+    ex = timed("export", export_models, cfg, out, sets, teachers, students)
+    tables = timed("evaluation", evaluate_models, cfg, sets, ex, workers)
     wall["total"] = time.perf_counter() - started
-    head = rpt.summary(table, family_of)
+    for policy, args in ex.cards.items():
+        write_card(**args, evaluation={**rpt.card_figures(tables, policy), **ex.students.get(policy.removesuffix("-int8"), {})})
+    results = {"tables": tables, "students": ex.students, "wall_s": wall, "command": command,
+               "scenarios": {"heldout": [sc.name for sc in sets.heldout],
+                             "training": [sc.name for sc in sets.generalist]},
+               "shipped": rpt.choose_student(tables) if ship_to else None}
+    return finish(out, cfg, results, ship_to)
 
-    # 5. Cards again, now with the figures measured above; the results and the report.
-    def figures(policy: str, subset: list[str]) -> dict[str, Any]:
-        return {"eval_slots": cfg.evaluation.slots, "eval_seeds": list(cfg.evaluation.seeds),
-                **{key: {s: table[s][policy][key] for s in subset} for key in KPI_KEYS}}
 
-    for policy, args in cards.items():
-        if policy.removeprefix("teacher-") in FAMILIES:
-            evaluation = figures(rpt.SPECIALIST, FAMILIES[policy.removeprefix("teacher-")])
-        else:
-            evaluation = {**figures(policy, names), **head.get(policy, {})}
-        if policy in head["retention"]:
-            evaluation["retention"] = head["retention"][policy]
-        if policy.removesuffix("-int8") in students:
-            evaluation.update(students[policy.removesuffix("-int8")])
-        write_card(**args, evaluation=evaluation)
-    results = {"table": table, "summary": head, "olla_best": olla_params, "students": students, "wall_s": wall}
+def finish(out: Path, cfg: TrainConfig, results: dict[str, Any], ship_to: ShipTargets | None) -> dict[str, Any]:
+    """The summary, results.json and the report of a run whose tables are measured; then ship."""
+    results["summary"] = rpt.summary(results["tables"], cfg)
     _save_json(out / "results.json", results)
-    report_path = rpt.write_report(out / "report", table=table, families=family_of, olla_best=olla_params,
-                                   curve_steps=list(cfg.curve_steps) + [cfg.teacher.env_steps],
-                                   students=students, logs={k: v for k, v in logs.items() if k.startswith(("teacher", "scratch"))},
-                                   config=config, wall_s=wall, command=command)
-    console.log(f"report: {report_path}")
-
-    if ship:
-        shipped = max((rpt.SINGLE, rpt.MULTI), key=lambda p: np.mean([table[s][p]["throughput_mbps"] for s in table]))
-        install_student(paths[shipped], PACKAGED_MODEL, name="default", origin=shipped, command=command)
-        install_student(paths[f"{shipped}-int8"], PACKAGED_MODEL.with_name("default.int8.onnx"),
-                        name="default-int8", origin=f"{shipped}-int8", command=command)
-        if SHIPPED_REPORT.exists():
-            shutil.rmtree(SHIPPED_REPORT)
-        shutil.copytree(out / "report", SHIPPED_REPORT)
-        console.log(f"shipped {shipped} as {PACKAGED_MODEL} and the report to {SHIPPED_REPORT}")
-        results["shipped"] = shipped
+    logs = {path.stem: json.loads(path.read_text()) for path in sorted((out / "logs").glob("*.json"))
+            if path.stem.startswith(("teacher-", rpt.SCRATCH))}
+    report = rpt.write_report(out / "report", tables=results["tables"], summary=results["summary"],
+                              students=results["students"], sets=scenario_sets(cfg), logs=logs, config=cfg,
+                              wall_s=results["wall_s"], command=results["command"], shipped=results["shipped"])
+    console.log(f"report: {report}")
+    if ship_to:
+        ship(out / "models", results["shipped"], out / "report", ship_to, results["command"])
     return results
 
 
-def install_student(src: Path, dst: Path, name: str, origin: str, command: str) -> None:
-    """Copy an ONNX student and its card into the package; the card names its origin and the
-    command that regenerates it."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
-    card = ModelCard.load(card_path_for(src))
-    card = card.model_copy(update={"name": name, "training_config": {**card.training_config, "origin": origin,
-                                                               "regenerate": command}})
-    card.save(card_path_for(dst))
+def rerender(out: Path, ship_to: ShipTargets | None = None) -> dict[str, Any]:
+    """Rewrite the report (and ship, with `ship_to`) of a finished run from its results.json and
+    config.json: report changes need no retraining."""
+    cfg = from_dict(json.loads((out / "config.json").read_text()))
+    results = json.loads((out / "results.json").read_text())
+    results.setdefault("command", f"ranpd train --profile {cfg.profile} --seed {cfg.seed}")
+    if ship_to and not results.get("shipped"):
+        results["shipped"] = rpt.choose_student(results["tables"])
+    return finish(out, cfg, results, ship_to)
