@@ -75,12 +75,17 @@ def test_a_second_run_into_the_same_directory_resumes_from_the_checkpoints(smoke
     calls = []
     cfg = load_profile("smoke", seed=3)
     other_evaluation = replace(cfg, evaluation=replace(cfg.evaluation, slots=7))
-    result = checkpointed(out / "checkpoints" / "teachers.pt", TEACHER_SETTINGS, lambda *a: calls.append(a),
-                          other_evaluation)
-    assert not calls and "teacher-generalist" in result                # loaded, not retrained
-    checkpointed(out / "checkpoints" / "teachers.pt", TEACHER_SETTINGS, lambda *a: calls.append(a) or {},
-                 load_profile("smoke", seed=4))
-    assert len(calls) == 1                                             # another seed: trains again
+    result, wall, resumed = checkpointed(out / "checkpoints" / "teachers.pt", TEACHER_SETTINGS,
+                                         lambda *a: calls.append(a), other_evaluation)
+    assert not calls and resumed and "teacher-generalist" in result    # loaded, not retrained
+    assert wall == pytest.approx(results_wall(out)["teachers"])        # with the time it took then
+    _, _, resumed = checkpointed(tmp_path / "teachers.pt", TEACHER_SETTINGS, lambda *a: calls.append(a) or {},
+                                 load_profile("smoke", seed=4))
+    assert len(calls) == 1 and not resumed                             # nothing saved there: trains
+
+
+def results_wall(out):
+    return json.loads((out / "results.json").read_text())["wall_s"]
 
 
 def test_evaluate_json_has_simulate_keys_and_an_olla_object(smoke_run):

@@ -314,20 +314,23 @@ STUDENT_SETTINGS = TEACHER_SETTINGS + ("distill",)
 
 
 def checkpointed(path: Path, settings: tuple[str, ...], stage: Callable, cfg: TrainConfig, *args):
-    """`stage(cfg, *args)`, saved to `path`; a later run into the same directory whose `settings`
-    are the same loads it instead of training again (a run killed in a later stage resumes there)."""
+    """(`stage(cfg, *args)`, its wall time, resumed?), saved to `path`; a later run into the same
+    directory whose `settings` are the same loads it (and the wall time it took) instead of training
+    again (a run killed in a later stage resumes there)."""
     config = cfg.to_dict()
     key = json.dumps({name: config[name] for name in settings}, sort_keys=True)
     if path.is_file():
         saved = torch.load(path, weights_only=False)
         if saved["config"] == key:
             console.log(f"resumed {path.stem} from {path}")
-            return saved["result"]
+            return saved["result"], saved.get("wall_s"), True
+    t0 = time.perf_counter()
     result = stage(cfg, *args)
+    wall = time.perf_counter() - t0
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": key, "result": result}, path.with_suffix(".tmp"))
+    torch.save({"config": key, "result": result, "wall_s": wall}, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
-    return result
+    return result, wall, False
 
 
 def _save_json(path: Path, data: Any) -> None:
@@ -353,18 +356,21 @@ def run_pipeline(cfg: TrainConfig, out: Path, ship_to: ShipTargets | None = None
 
     sets = timed("scenarios", scenario_sets, cfg)
     checkpoints = out / "checkpoints"
-    teachers = timed("teachers", checkpointed, checkpoints / "teachers.pt", TEACHER_SETTINGS, train_teachers, cfg,
-                     sets, workers)
-    students = timed("distillation", checkpointed, checkpoints / "students.pt", STUDENT_SETTINGS, distil_students,
-                     cfg, sets, teachers, workers)
+    resumed = []
+    teachers, wall["teachers"], again = checkpointed(checkpoints / "teachers.pt", TEACHER_SETTINGS, train_teachers,
+                                                     cfg, sets, workers)
+    resumed += ["teachers"] * again
+    students, wall["distillation"], again = checkpointed(checkpoints / "students.pt", STUDENT_SETTINGS,
+                                                         distil_students, cfg, sets, teachers, workers)
+    resumed += ["distillation"] * again
     for name, result in {**teachers, **students}.items():
         _save_json(out / "logs" / f"{name}.json", result.log)
     ex = timed("export", export_models, cfg, out, sets, teachers, students)
     tables = timed("evaluation", evaluate_models, cfg, sets, ex, workers)
-    wall["total"] = time.perf_counter() - started
+    wall["total"] = time.perf_counter() - started + sum(wall[stage] or 0.0 for stage in resumed)
     for policy, args in ex.cards.items():
         write_card(**args, evaluation={**rpt.card_figures(tables, policy), **ex.students.get(policy.removesuffix("-int8"), {})})
-    results = {"tables": tables, "students": ex.students, "wall_s": wall, "command": command,
+    results = {"tables": tables, "students": ex.students, "wall_s": wall, "resumed": resumed, "command": command,
                "scenarios": {"heldout": [sc.name for sc in sets.heldout],
                              "training": [sc.name for sc in sets.generalist]},
                "shipped": rpt.choose_student(tables) if ship_to else None}
@@ -379,7 +385,8 @@ def finish(out: Path, cfg: TrainConfig, results: dict[str, Any], ship_to: ShipTa
             if path.stem.startswith(("teacher-", rpt.SCRATCH))}
     report = rpt.write_report(out / "report", tables=results["tables"], summary=results["summary"],
                               students=results["students"], sets=scenario_sets(cfg), logs=logs, config=cfg,
-                              wall_s=results["wall_s"], command=results["command"], shipped=results["shipped"])
+                              wall_s=results["wall_s"], resumed=results.get("resumed", []), command=results["command"],
+                              shipped=results["shipped"])
     console.log(f"report: {report}")
     if ship_to:
         ship(out / "models", results["shipped"], out / "report", ship_to, results["command"])
