@@ -37,6 +37,7 @@ from ranpd.training.dqn import DqnResult, train_dqn
 from ranpd.training.evaluate import BASELINES, PolicySpec, evaluate, olla_spec, tune_olla
 from ranpd.training.export import QUANTIZATION, argmax_agreement, export_onnx, ort_scores, parity, quantize_int8, write_card
 from ranpd.training.networks import PricedQ, count_params, describe
+from ranpd.training.sensitivity import with_interference
 
 console = Console(stderr=True)
 MCS_TABLES_TRAINED = [1, 2]            # the randomisation draws both tables
@@ -220,10 +221,6 @@ def _onnx(ex: Exported, policy: str, target: float | None, name: str | None = No
     return PolicySpec(name or policy, "onnx", {"path": str(ex.paths[policy]), "bler_target": target, **extra})
 
 
-def _with_interference(scenarios: list[Scenario], model: str) -> list[Scenario]:
-    return [sc.model_copy(update={"interference_model": model}) for sc in scenarios]
-
-
 def evaluate_models(cfg: TrainConfig, sets: ScenarioSets, ex: Exported, workers: int) -> dict[str, dict]:
     """KPIs[section][scenario][policy]. Sections: the built-ins in throughput mode under their own
     interference model and each of `evaluation.interference_models`, the built-ins at 10%, the
@@ -260,7 +257,7 @@ def evaluate_models(cfg: TrainConfig, sets: ScenarioSets, ex: Exported, workers:
 
     run("builtins", sets.builtins, throughput_mode, tuned=True)
     for model in ev.interference_models:
-        run(f"builtins/{model}", _with_interference(sets.builtins, model), lambda sc: throughput_mode(sc, False),
+        run(f"builtins/{model}", [with_interference(sc, model) for sc in sets.builtins], lambda sc: throughput_mode(sc, False),
             tuned=True, seeds=ev.seeds[:1])
     run("builtins@0.1", sets.builtins, at_target(0.1))
     for target in ev.bler_targets:

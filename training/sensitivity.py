@@ -43,7 +43,7 @@ def run_sensitivity(scenarios: list[Scenario], model_path: Path | None, cfg, wor
         policies = {sc.name: [*BASELINES, best[sc.name]] for sc in variants}
         if model_path is not None:
             for sc in variants:
-                policies[sc.name].append(PolicySpec("model", "onnx", {"path": str(model_path)}))
+                policies[sc.name].append(PolicySpec("model", "onnx", {"path": str(model_path), "bler_target": None}))
         out["kpis"][model] = evaluate(variants, policies, cfg, workers=workers)
         out["olla_best"][model] = {name: spec.params for name, spec in best.items()}
     return out
