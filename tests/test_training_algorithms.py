@@ -12,11 +12,13 @@ from ranpd.training.networks import N_ACTIONS, PRICE, STUDENT_MAX_PARAMS, Priced
 torch.set_num_threads(1)
 
 
-def test_kl_loss_is_zero_only_when_student_matches_sharpened_teacher():
+def test_kl_loss_is_zero_only_when_the_student_scores_are_the_teachers():
     teacher_q = torch.rand(64, 29)
     tau = 0.01
-    matching = teacher_q / tau                       # softmax(z) == softmax(q / tau)
-    assert distillation_loss(matching, teacher_q, tau).item() == pytest.approx(0.0, abs=1e-5)
+    # both sides at the temperature: a student whose priced scores are the teacher's has nothing to
+    # learn, and one whose scores are 1/tau too large (what raw-logit KL asked for) is penalised
+    assert distillation_loss(teacher_q, teacher_q, tau).item() == pytest.approx(0.0, abs=1e-5)
+    assert distillation_loss(teacher_q / tau, teacher_q, tau).item() > 0.5
     assert distillation_loss(torch.zeros(64, 29), teacher_q, tau).item() > 1.0
 
 

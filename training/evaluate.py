@@ -14,6 +14,7 @@ xApp's `OnnxPolicyModel`, so evaluation runs the code that serves.
 from __future__ import annotations
 
 import itertools
+import json
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -78,12 +79,55 @@ def _run(job: tuple[Scenario, PolicySpec, int, EvalConfig]) -> dict[str, Any]:
             "guard_share": guard.handed_back_decisions / max(kpis["first_transmissions"], 1) if guard else None}
 
 
-def run_jobs(jobs: list[tuple[Scenario, PolicySpec, int, EvalConfig]], workers: int, desc: str) -> list[dict]:
-    """Run closed-loop simulations, in order, on `workers` processes (1: in this process)."""
-    if workers <= 1:
-        return [_run(job) for job in tqdm(jobs, desc=desc, leave=False)]
-    with ProcessPoolExecutor(workers) as pool:
-        return list(tqdm(pool.map(_run, jobs), total=len(jobs), desc=desc, leave=False))
+def job_key(job: tuple[Scenario, PolicySpec, int, EvalConfig]) -> str:
+    """What a closed-loop run's outcome depends on: the scenario, the policy's kind and parameters
+    (not its display name), the seed and the run length. Runs are deterministic given these."""
+    scenario, spec, seed, cfg = job
+    return json.dumps([scenario.model_dump_json(), spec.kind, spec.params, seed, cfg.slots, cfg.n_ues],
+                      sort_keys=True, default=str)
+
+
+class JobRunner:
+    """Closed-loop runs on one process pool for a whole evaluation, each distinct run once.
+
+    One pool, not one per section: workers start once and keep their channel-trace caches warm.
+    A run that several sections list (OLLA 10% in throughput mode and at 10%, the shipped-size
+    student in the size sweep) is simulated once and its KPIs shared: the same deterministic run,
+    so every figure is what it was. Use as a context manager (the pool closes on exit)."""
+
+    def __init__(self, workers: int = 1):
+        self.workers = workers
+        self.pool = ProcessPoolExecutor(workers) if workers > 1 else None
+        self.memo: dict[str, dict] = {}
+        self.simulated = self.reused = 0
+
+    def __enter__(self) -> "JobRunner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+    def run(self, jobs: list[tuple[Scenario, PolicySpec, int, EvalConfig]], desc: str) -> list[dict]:
+        keys = [job_key(job) for job in jobs]
+        todo = {key: job for key, job in zip(keys, jobs) if key not in self.memo}
+        self.simulated += len(todo)
+        self.reused += len(jobs) - len(todo)
+        runs = (map(_run, todo.values()) if self.pool is None
+                else self.pool.map(_run, todo.values()))
+        for key, result in zip(todo, tqdm(runs, total=len(todo), desc=desc, leave=False)):
+            self.memo[key] = result
+        return [self.memo[key] for key in keys]
+
+
+def run_jobs(jobs: list[tuple[Scenario, PolicySpec, int, EvalConfig]], workers: "int | JobRunner",
+             desc: str) -> list[dict]:
+    """Run closed-loop simulations, in order, on `workers` processes (1: in this process) or on a
+    shared `JobRunner`."""
+    if isinstance(workers, JobRunner):
+        return workers.run(jobs, desc)
+    with JobRunner(workers) as runner:
+        return runner.run(jobs, desc)
 
 
 def mean_kpis(runs: list[dict]) -> dict[str, Any]:
@@ -94,7 +138,7 @@ def mean_kpis(runs: list[dict]) -> dict[str, Any]:
             "ue_throughput_mbps": np.concatenate([r["ue_throughput_mbps"] for r in runs]).tolist()}
 
 
-def tune_olla(scenarios: list[Scenario], cfg: EvalConfig, workers: int = 1) -> dict[str, PolicySpec]:
+def tune_olla(scenarios: list[Scenario], cfg: EvalConfig, workers: "int | JobRunner" = 1) -> dict[str, PolicySpec]:
     """Per scenario, the OLLA target/step with the best mean UE throughput on the tuning seed
     (`cfg.tune_slots` slots per run)."""
     grid = [olla_spec(t, s) for t, s in itertools.product(cfg.olla_targets, cfg.olla_steps_db)]
@@ -110,7 +154,7 @@ def tune_olla(scenarios: list[Scenario], cfg: EvalConfig, workers: int = 1) -> d
 
 
 def evaluate(scenarios: list[Scenario], policies: dict[str, list[PolicySpec]], cfg: EvalConfig,
-             workers: int = 1) -> dict[str, dict[str, dict[str, float]]]:
+             workers: "int | JobRunner" = 1) -> dict[str, dict[str, dict[str, float]]]:
     """KPIs[scenario][policy], each averaged over `cfg.seeds`. `policies[scenario]` lists what runs there."""
     jobs = [(sc, spec, seed, cfg) for sc in scenarios for spec in policies[sc.name] for seed in cfg.seeds]
     results = iter(run_jobs(jobs, workers, "evaluate"))
