@@ -15,9 +15,12 @@ ENV LANG=C.UTF-8 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIRTUAL_ENV=/opt/ranpd \
-    PATH=/opt/ranpd/bin:$PATH
+    PATH=/opt/ranpd/bin:$PATH \
+    NUMBA_CACHE_DIR=/var/cache/ranpd-numba
 
 # Every runtime dependency is pinned by constraints.txt (resolved in a clean venv; see its header).
+# The per-UE kernels (numba) are compiled at build time into NUMBA_CACHE_DIR, which numba needs
+# writable: the xApp user owns it.
 COPY . /tmp/ranpd-src
 RUN python3 -m venv "$VIRTUAL_ENV" \
  && pip install --constraint /tmp/ranpd-src/constraints.txt /tmp/ranpd-src \
@@ -25,7 +28,9 @@ RUN python3 -m venv "$VIRTUAL_ENV" \
  && rm -rf /tmp/ranpd-src \
  && python3 -c "import importlib.util as u, sys; sys.exit('torch in the runtime image' if u.find_spec('torch') else 0)" \
  && python3 -c "from ranpd.xapp.model import PACKAGED_MODEL as m; import sys; sys.exit(0 if m.is_file() else f'no shipped student at {m}: run ranpd train --profile full before building')" \
- && useradd --system --no-create-home --shell /usr/sbin/nologin ranpd
+ && useradd --system --no-create-home --shell /usr/sbin/nologin ranpd \
+ && python3 -c "from ranpd.xapp.service import warm_up; warm_up()" \
+ && chown -R ranpd "$NUMBA_CACHE_DIR"
 
 USER ranpd
 WORKDIR /tmp

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from google.protobuf.message import DecodeError
+from numba import njit
 
 from ranpd.proto import e2ap_pb2, e2sm_la_pb2
 from ranpd.proto.framing import CodecError, wrap
@@ -114,13 +115,41 @@ def _check_section(name: str, columns: dict[str, np.ndarray], limits: dict[str, 
         return
     for key, (low, high) in limits.items():
         col = columns[key]
-        if col.min() < low or col.max() > high:
+        if _out_of_range(col, low, high) >= 0:
             bad = col[(col < low) | (col > high)][:4].tolist()
             raise _invalid(f"{key} out of range [{low}, {high}]: {bad}")
-    keys = ue.tolist() if per is None else list(zip(ue.tolist(), columns[per].tolist()))
-    if len(set(keys)) != n:
+    if _repeated(ue, columns[per] if per is not None else ue[:0]):
         raise _invalid(f"{name} lists a UE more than once" if per is None else
                        f"{name} lists a (UE, {per}) pair more than once")
+
+
+@njit(cache=True, nogil=True)
+def _out_of_range(column, low, high):
+    """Index of the first value outside [low, high]; -1 if none."""
+    for i in range(column.size):
+        if column[i] < low or column[i] > high:
+            return i
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _repeated(ue, per):
+    """Whether a UE is listed twice or, with `per` (as long as `ue`), a (UE, per) pair is. A UE's
+    entries are compared pairwise: `per` is range-checked first (HARQ processes 0..15), so a run
+    of one UE's entries holds a repeat within its first 17."""
+    order = np.argsort(ue, kind="mergesort")
+    start = 0
+    for j in range(1, ue.size + 1):
+        if j == ue.size or ue[order[j]] != ue[order[start]]:
+            if j - start > 1:
+                if per.size == 0:
+                    return True
+                for a in range(start, j):
+                    for b in range(a + 1, j):
+                        if per[order[a]] == per[order[b]]:
+                            return True
+            start = j
+    return False
 
 
 def decode_header(header: bytes) -> e2sm_la_pb2.LaIndicationHeader:

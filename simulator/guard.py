@@ -41,8 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from ranpd.simulator.report import occurrence_rounds
+from numba import njit
 
 DEFAULT_MAX_TRANSMISSIONS = 4      # the scenarios' default (first transmission + 3 retransmissions)
 _NEVER = -(1 << 40)
@@ -110,50 +109,26 @@ class UeGuard:
 
     def apply_harq(self, rows, ack, tx_number, slot: int, target) -> None:
         """HARQ-ACK feedback of `rows` received at `slot`, in the order the PDSCHs were sent (a row
-        may appear several times); `target`: each entry's row target (NaN: throughput mode)."""
-        rows = np.atleast_1d(rows)
+        may appear several times); `target`: each entry's row target (NaN: throughput mode). Then
+        hands back the rows that break a limit."""
+        rows = np.asarray(rows, np.int64).reshape(-1)
         if rows.size == 0:
             return
-        nack, tx = ~np.atleast_1d(ack).astype(bool), np.atleast_1d(tx_number)
-        first, ended = tx == 1, ~nack | (tx >= self.max_transmissions)
         cfg = self.config
-        for sel in occurrence_rounds(rows):
-            outcome, block = sel & first, sel & ended
-            self._update(self.nack_ewma, self.outcomes, rows[outcome], nack[outcome], cfg.nack_alpha)
-            self._update(self.residual_ewma, self.blocks, rows[block], nack[block], cfg.residual_alpha)
-        self._trip(rows, slot, np.asarray(target, np.float64))
+        _update_estimates(rows, np.asarray(ack, np.bool_).reshape(-1),
+                          np.asarray(tx_number, np.int64).reshape(-1), self.max_transmissions, cfg.nack_alpha,
+                          cfg.residual_alpha, self.nack_ewma, self.outcomes, self.residual_ewma, self.blocks)
+        target = np.broadcast_to(np.asarray(target, np.float64), rows.shape)
+        self.hand_backs += _trip(rows, target, slot, cfg.nack_margin, cfg.nack_alpha, cfg.residual_limit,
+                                 cfg.residual_alpha, cfg.hold_slots, cfg.max_hold_slots, cfg.forgive_slots,
+                                 self.nack_ewma, self.outcomes, self.residual_ewma, self.blocks, self.handed_back,
+                                 self.hold_until, self.returned_slot, self.trip_run)
 
-    @staticmethod
-    def _update(ewma: np.ndarray, count: np.ndarray, rows: np.ndarray, event: np.ndarray, alpha: float) -> None:
-        """One event per row (rows unique): running mean for the first 1/alpha events, then EWMA."""
-        n = count[rows] + 1
-        count[rows] = n
-        estimate = ewma[rows]
-        ewma[rows] = estimate + np.maximum(alpha, 1.0 / n) * (event - estimate)
-
-    def _breaks(self, rows: np.ndarray, target, scale: float, settled: bool = False) -> np.ndarray:
-        """Rows whose estimates exceed the limits scaled by `scale` (1: trip, `recover`: return);
-        with `settled`, an estimate counts only once it spans its memory (1/alpha events)."""
+    def _breaks(self, rows: np.ndarray, target, scale: float) -> np.ndarray:
+        """Rows whose estimates exceed the limits scaled by `scale` (`recover`: the return test)."""
         cfg = self.config
         nack = self.nack_ewma[rows] > target + scale * cfg.nack_margin     # NaN target: never
-        residual = self.residual_ewma[rows] > scale * cfg.residual_limit
-        if settled:
-            nack &= self.outcomes[rows] * cfg.nack_alpha >= 1.0
-            residual &= self.blocks[rows] * cfg.residual_alpha >= 1.0
-        return nack | residual
-
-    def _trip(self, rows: np.ndarray, slot: int, target) -> None:
-        """Hand back the rows (listed once or more, `target` per entry or one) that break a limit."""
-        tripping = self._breaks(rows, target, 1.0, settled=True) & ~self.handed_back[rows]
-        if not tripping.any():
-            return
-        rows, cfg = np.unique(rows[tripping]), self.config
-        forgiven = slot - self.returned_slot[rows] > cfg.forgive_slots
-        self.trip_run[rows] = np.where(forgiven, 1, self.trip_run[rows] + 1)
-        hold = np.minimum(cfg.hold_slots * 2.0 ** (self.trip_run[rows] - 1), cfg.max_hold_slots)
-        self.hold_until[rows] = slot + hold.astype(np.int64)
-        self.handed_back[rows] = True
-        self.hand_backs += rows.size
+        return nack | (self.residual_ewma[rows] > scale * cfg.residual_limit)
 
     def select(self, rows, slot: int, target) -> np.ndarray:
         """Which of `rows` (a decision's UEs) OLLA decides: handed back and not yet recovered."""
@@ -172,3 +147,46 @@ class UeGuard:
                 back &= ~recovered
             self.handed_back_decisions += int(back.sum())
         return back
+
+
+# -- per-event kernels (numba: one call per slot, whatever the number of UEs) ----------------------
+
+@njit(cache=True, nogil=True)
+def _update_estimates(rows, ack, tx_number, max_transmissions, nack_alpha, residual_alpha, nack_ewma, outcomes,
+                      residual_ewma, blocks):
+    """Each event in order: a first transmission updates the NACK estimate, a transport block that
+    ended (ACK, or NACK on its last allowed transmission) the residual-loss estimate. Running mean
+    for the first 1/alpha events of a row, then EWMA."""
+    for i in range(rows.size):
+        r = rows[i]
+        nack = 0.0 if ack[i] else 1.0
+        if tx_number[i] == 1:
+            n = outcomes[r] + 1
+            outcomes[r] = n
+            nack_ewma[r] += max(nack_alpha, 1.0 / n) * (nack - nack_ewma[r])
+        if ack[i] or tx_number[i] >= max_transmissions:
+            n = blocks[r] + 1
+            blocks[r] = n
+            residual_ewma[r] += max(residual_alpha, 1.0 / n) * (nack - residual_ewma[r])
+
+
+@njit(cache=True, nogil=True)
+def _trip(rows, target, slot, nack_margin, nack_alpha, residual_limit, residual_alpha, hold_slots, max_hold_slots,
+          forgive_slots, nack_ewma, outcomes, residual_ewma, blocks, handed_back, hold_until, returned_slot,
+          trip_run):
+    """Hand back the rows (listed once or more) whose settled estimates break a limit (an estimate
+    counts once it spans its memory, 1/alpha events); returns how many. The hold doubles on each
+    trip that follows a return by less than `forgive_slots`."""
+    tripped = 0
+    for i in range(rows.size):
+        r = rows[i]
+        if handed_back[r]:
+            continue
+        nack = nack_ewma[r] > target[i] + nack_margin and outcomes[r] * nack_alpha >= 1.0
+        residual = residual_ewma[r] > residual_limit and blocks[r] * residual_alpha >= 1.0
+        if nack or residual:
+            trip_run[r] = 1 if slot - returned_slot[r] > forgive_slots else trip_run[r] + 1
+            hold_until[r] = slot + np.int64(min(hold_slots * 2.0 ** (trip_run[r] - 1), max_hold_slots))
+            handed_back[r] = True
+            tripped += 1
+    return tripped

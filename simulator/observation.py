@@ -28,8 +28,9 @@ Events for one row must be applied in the order the gNB received them.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
-from ranpd.simulator.report import SlotReport, occurrence_rounds
+from ranpd.simulator.report import SlotReport
 from ranpd.simulator.tables import MAX_PRBS, MAX_SUPPORTED_MCS_ACTIONS
 
 OBS_SPEC_VERSION = "2"
@@ -107,20 +108,10 @@ class ObservationBuilder:
         self.nack_price[rows] = 0.0 if target is None else np.where(was_priced, self.nack_price[rows], PRICE_INIT)
 
     def apply_cqi(self, rows, cqi, report_slot) -> None:
-        """A CSI report (wideband CQI) whose reference resource lies at `report_slot`.
-
-        Reports older than the one held are ignored, so a report repeated in several E2
-        indications (same slot) is idempotent.
-        """
-        rows = np.atleast_1d(rows)
-        if rows.size == 0:
-            return
-        cqi, report_slot = np.atleast_1d(cqi), np.atleast_1d(report_slot)
-        newer = report_slot > self.cqi_slot[rows]
-        rows, cqi, report_slot = rows[newer], cqi[newer], report_slot[newer]
-        self.prev_cqi[rows] = np.where(self.cqi_slot[rows] == NEVER, cqi, self.cqi[rows])
-        self.cqi[rows] = cqi
-        self.cqi_slot[rows] = report_slot
+        """CSI reports (wideband CQI), each with the slot of its reference resource, in the order
+        received. A report older than the one held is ignored, so a report repeated in several E2
+        indications (same slot) is idempotent."""
+        _apply_cqi(_ints(rows), _ints(cqi), _ints(report_slot), self.cqi, self.prev_cqi, self.cqi_slot)
 
     def apply_harq(self, rows, ack, mcs, tx_number, slot) -> None:
         """HARQ-ACK feedback received at `slot`, in the order the transmissions were sent; a row
@@ -129,37 +120,9 @@ class ObservationBuilder:
         Only first transmissions update the link state: their outcome is what the MCS choice
         controls (retransmissions reuse the first transmission's MCS).
         """
-        rows = np.atleast_1d(rows)
-        if rows.size == 0:
-            return
-        ack, mcs, tx_number = np.atleast_1d(ack), np.atleast_1d(mcs), np.atleast_1d(tx_number)
-        first = tx_number == 1
-        rows, ack, mcs = rows[first], ack[first].astype(bool), mcs[first]
-        for sel in occurrence_rounds(rows):
-            self._apply_first_tx_outcomes(rows[sel], ack[sel], mcs[sel], slot)
-
-    def _apply_first_tx_outcomes(self, rows, ack, mcs, slot) -> None:
-        """One outcome per row (rows unique)."""
-        if rows.size == 0:
-            return
-        nack = (~ack).astype(np.float64)
-        self.nack_ewma[rows] += NACK_EWMA_ALPHA * (nack - self.nack_ewma[rows])
-        step_down = OFFSET_STEP_DB * OFFSET_TARGET_BLER / (1.0 - OFFSET_TARGET_BLER)
-        self.ack_offset_db[rows] = np.clip(
-            self.ack_offset_db[rows] + np.where(ack, -step_down, OFFSET_STEP_DB),
-            -OFFSET_LIMIT_DB, OFFSET_LIMIT_DB)
-        history = self.history[rows]
-        history[:, :, 1:] = history[:, :, :-1]
-        history[:, 0, 0] = np.where(ack, 1.0, -1.0)
-        history[:, 1, 0] = mcs / (MAX_SUPPORTED_MCS_ACTIONS - 1)
-        self.history[rows] = history
-        self.feedback_slot[rows] = slot
-        target = self.bler_target[rows]
-        priced = ~np.isnan(target)
-        rows, target, nack = rows[priced], target[priced], nack[priced]
-        step = PRICE_STEP * np.where(nack > 0, 1.0, -target / (1.0 - target))
-        shifted = (self.nack_price[rows] + PRICE_SHIFT) * np.exp(step)
-        self.nack_price[rows] = np.clip(shifted - PRICE_SHIFT, PRICE_MIN, PRICE_MAX)
+        _apply_first_tx_outcomes(_ints(rows), np.asarray(ack, np.bool_).reshape(-1), _ints(mcs), _ints(tx_number),
+                                 int(slot), self.nack_ewma, self.ack_offset_db, self.history, self.feedback_slot,
+                                 self.bler_target, self.nack_price)
 
     def apply_report(self, report: SlotReport) -> None:
         """Apply the events of one slot report: CSI reports first, then HARQ feedback."""
@@ -173,21 +136,83 @@ class ObservationBuilder:
 
     def observe(self, rows, slot, prbs, layers, buffer_bytes) -> np.ndarray:
         """Observation vectors (float32, shape [len(rows), OBS_DIM]) for a decision at `slot`."""
-        rows = np.atleast_1d(rows)
+        rows = _ints(rows)
         obs = np.empty((rows.size, OBS_DIM), np.float32)
-        cqi = self.cqi[rows]
-        obs[:, 0] = cqi / 15.0
-        obs[:, 1] = np.minimum(slot - self.cqi_slot[rows], AGE_SCALE_SLOTS) / AGE_SCALE_SLOTS
-        obs[:, 2] = (cqi - self.prev_cqi[rows]) / 15.0
-        obs[:, 3] = 1.0 if self.mcs_table == 2 else 0.0
-        obs[:, 4] = self.nack_ewma[rows]
-        obs[:, 5] = self.ack_offset_db[rows] / OFFSET_LIMIT_DB
-        k = 6 + 2 * HISTORY
-        obs[:, 6:k] = self.history[rows].reshape(rows.size, 2 * HISTORY)
-        obs[:, k] = np.minimum(slot - self.feedback_slot[rows], AGE_SCALE_SLOTS) / AGE_SCALE_SLOTS
-        obs[:, k + 1] = np.asarray(prbs, np.float64) / MAX_PRBS
-        obs[:, k + 2] = np.minimum(np.log2(1.0 + np.asarray(buffer_bytes, np.float64)),
-                                   BUFFER_SCALE_LOG2) / BUFFER_SCALE_LOG2
-        obs[:, k + 3] = np.asarray(layers, np.float64) / 4.0
-        obs[:, k + 4] = self.nack_price[rows]
+        _observe(rows, int(slot), _floats(prbs, rows.size), _floats(layers, rows.size),
+                 _floats(buffer_bytes, rows.size), self.mcs_table == 2, self.cqi, self.prev_cqi, self.cqi_slot,
+                 self.nack_ewma, self.ack_offset_db, self.history, self.feedback_slot, self.nack_price, obs)
         return obs
+
+
+# -- per-UE kernels ---------------------------------------------------------------------------------
+# One event (or one deciding UE) at a time, in the order received, compiled by numba: a UE listed
+# twice in one slot (TDD HARQ bundles) needs no special case, and the xApp's per-slot cost is a few
+# calls instead of ~60 numpy operations on 16-row arrays (docs/xapp-isolation.md, "CPU per frame").
+
+def _ints(values) -> np.ndarray:
+    return np.asarray(values, np.int64).reshape(-1)
+
+
+def _floats(values, n: int) -> np.ndarray:
+    """A per-row float64 column (a scalar is broadcast to n rows)."""
+    column = np.asarray(values, np.float64).reshape(-1)
+    return np.full(n, column[0]) if column.size == 1 and n != 1 else column
+
+
+@njit(cache=True, nogil=True)
+def _apply_cqi(rows, cqi, report_slot, held_cqi, prev_cqi, cqi_slot):
+    for i in range(rows.size):
+        r = rows[i]
+        if report_slot[i] > cqi_slot[r]:
+            prev_cqi[r] = cqi[i] if cqi_slot[r] == NEVER else held_cqi[r]
+            held_cqi[r] = cqi[i]
+            cqi_slot[r] = report_slot[i]
+
+
+@njit(cache=True, nogil=True)
+def _apply_first_tx_outcomes(rows, ack, mcs, tx_number, slot, nack_ewma, ack_offset_db, history, feedback_slot,
+                             bler_target, nack_price):
+    """NACK EWMA, the OLLA-like offset, the outcome/MCS history and the price's dual-ascent step
+    (module docstring) for each first transmission, in order."""
+    step_down = OFFSET_STEP_DB * OFFSET_TARGET_BLER / (1.0 - OFFSET_TARGET_BLER)
+    for i in range(rows.size):
+        if tx_number[i] != 1:
+            continue
+        r, acked = rows[i], ack[i]
+        nack = 0.0 if acked else 1.0
+        nack_ewma[r] += NACK_EWMA_ALPHA * (nack - nack_ewma[r])
+        offset = ack_offset_db[r] + (-step_down if acked else OFFSET_STEP_DB)
+        ack_offset_db[r] = min(max(offset, -OFFSET_LIMIT_DB), OFFSET_LIMIT_DB)
+        for k in range(HISTORY - 1, 0, -1):
+            history[r, 0, k] = history[r, 0, k - 1]
+            history[r, 1, k] = history[r, 1, k - 1]
+        history[r, 0, 0] = 1.0 if acked else -1.0
+        history[r, 1, 0] = mcs[i] / (MAX_SUPPORTED_MCS_ACTIONS - 1)
+        feedback_slot[r] = slot
+        target = bler_target[r]
+        if not np.isnan(target):             # throughput mode: the price stays 0
+            step = PRICE_STEP * (-target / (1.0 - target) if acked else 1.0)
+            shifted = (nack_price[r] + PRICE_SHIFT) * np.exp(step)
+            nack_price[r] = min(max(shifted - PRICE_SHIFT, PRICE_MIN), PRICE_MAX)
+
+
+@njit(cache=True, nogil=True)
+def _observe(rows, slot, prbs, layers, buffer_bytes, table_256qam, cqi, prev_cqi, cqi_slot, nack_ewma,
+             ack_offset_db, history, feedback_slot, nack_price, obs):
+    for i in range(rows.size):
+        r = rows[i]
+        obs[i, 0] = cqi[r] / 15.0
+        obs[i, 1] = min(slot - cqi_slot[r], AGE_SCALE_SLOTS) / AGE_SCALE_SLOTS
+        obs[i, 2] = (cqi[r] - prev_cqi[r]) / 15.0
+        obs[i, 3] = 1.0 if table_256qam else 0.0
+        obs[i, 4] = nack_ewma[r]
+        obs[i, 5] = ack_offset_db[r] / OFFSET_LIMIT_DB
+        for k in range(HISTORY):
+            obs[i, 6 + k] = history[r, 0, k]
+            obs[i, 6 + HISTORY + k] = history[r, 1, k]
+        k = 6 + 2 * HISTORY
+        obs[i, k] = min(slot - feedback_slot[r], AGE_SCALE_SLOTS) / AGE_SCALE_SLOTS
+        obs[i, k + 1] = prbs[i] / MAX_PRBS
+        obs[i, k + 2] = min(np.log2(1.0 + buffer_bytes[i]), BUFFER_SCALE_LOG2) / BUFFER_SCALE_LOG2
+        obs[i, k + 3] = layers[i] / 4.0
+        obs[i, k + 4] = nack_price[r]

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
+from numba import njit
 
 from ranpd.simulator import phy
 from ranpd.simulator.guard import DEFAULT_MAX_TRANSMISSIONS, GuardConfig, UeGuard
@@ -106,8 +107,26 @@ def scores_to_mcs(scores: np.ndarray, action_mcs: np.ndarray, max_mcs: int, cqi:
     start, or out of range) get `OUT_OF_RANGE_MCS`, what ILLA and a fresh OLLA give there, not the
     network's choice. The one scores -> MCS mapping, offline (`ObservationPolicy`) and online (the
     xApp's `OnnxPolicyModel.decide_mcs`)."""
-    mcs = np.minimum(action_mcs[np.argmax(scores, axis=1)], max_mcs)
-    return np.where(cqi == 0, OUT_OF_RANGE_MCS, mcs)
+    return _scores_to_mcs(scores, np.asarray(action_mcs, np.int64), max_mcs, np.asarray(cqi, np.int64).reshape(-1))
+
+
+@njit(cache=True, nogil=True)
+def _scores_to_mcs(scores, action_mcs, max_mcs, cqi):
+    """Row-wise argmax as np.argmax takes it (the first maximum; the first NaN if any)."""
+    mcs = np.empty(scores.shape[0], np.int64)
+    for i in range(scores.shape[0]):
+        if cqi[i] == 0:
+            mcs[i] = OUT_OF_RANGE_MCS
+            continue
+        best = 0
+        for a in range(scores.shape[1]):
+            if np.isnan(scores[i, a]):
+                best = a
+                break
+            if scores[i, a] > scores[i, best]:
+                best = a
+        mcs[i] = min(action_mcs[best], max_mcs)
+    return mcs
 
 
 def parse_bler_target(value: str | float) -> float | None:

@@ -169,3 +169,22 @@ def test_parse_bler_target():
     for bad in ("0", "1", "1.5", "-0.1", "ten", "nan"):
         with pytest.raises(ValueError, match="BLER target"):
             parse_bler_target(bad)
+
+
+def test_events_of_one_ue_in_one_report_count_in_order_and_trip_once():
+    config = GuardConfig(nack_alpha=0.5, hold_slots=7)
+    one_call, per_event = UeGuard(2, config), UeGuard(2, config)
+    rows, acks, tx = [0, 0, 0, 1, 0], [False, False, False, True, False], [1, 1, 2, 1, 1]
+    one_call.apply_harq(rows, acks, tx, 10, TARGET)
+    for event in zip(rows, acks, tx):
+        per_event.apply_harq(*([x] for x in event), 10, TARGET)
+    assert np.array_equal(one_call.nack_ewma, per_event.nack_ewma) and list(one_call.outcomes) == [3, 1]
+    assert one_call.hand_backs == per_event.hand_backs == 1 and one_call.hold_until[0] == 17
+
+
+def test_scores_to_mcs_takes_the_first_maximum_and_a_nan_as_argmax_does():
+    scores = np.array([[0.0, 2.0, 2.0], [1.0, np.nan, 5.0], [3.0, 1.0, 0.0]], np.float32)
+    action_mcs = np.array([4, 9, 27])
+    assert list(np.argmax(scores, axis=1)) == [1, 1, 0]
+    assert list(scores_to_mcs(scores, action_mcs, 20, np.array([5, 5, 5]))) == [9, 9, 4]
+    assert list(scores_to_mcs(scores[[0]] * 0 + [[0, 0, 1]], action_mcs, 20, np.array([5]))) == [20]   # clipped

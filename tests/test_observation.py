@@ -77,3 +77,17 @@ def test_bler_target_must_be_a_probability_or_throughput_mode():
     b.set_bler_target([0], None)
     b.reset_rows([0])
     assert b.nack_price[0] == 0.0
+
+
+def test_a_ue_listed_several_times_in_one_report_is_updated_in_order():
+    """TDD: one uplink slot acknowledges several of a UE's PDSCHs. Applying them in one call (the
+    kernel walks the events in order) equals applying them one call at a time."""
+    rng = np.random.default_rng(3)
+    rows, ack = rng.integers(0, 3, 40), rng.random(40) < 0.7
+    mcs, tx = rng.integers(0, 28, 40), rng.integers(1, 3, 40)
+    together, one_by_one = ObservationBuilder(3, bler_target=0.2), ObservationBuilder(3, bler_target=0.2)
+    together.apply_harq(rows, ack, mcs, tx, slot=9)
+    for event in zip(rows, ack, mcs, tx):
+        one_by_one.apply_harq(*([x] for x in event), slot=9)
+    assert np.array_equal(together.observe([0, 1, 2], 10, 68, 1, 1000), one_by_one.observe([0, 1, 2], 10, 68, 1, 1000))
+    assert np.array_equal(together.nack_price, one_by_one.nack_price) and together.nack_price.min() != 0.0

@@ -48,7 +48,7 @@ from ranpd.xapp.budgets import E2Limits, WorkBudget, wire
 from ranpd.xapp.config import XappSettings
 from ranpd.xapp.handlers import E2Session
 from ranpd.xapp.model import OnnxPolicyModel
-from ranpd.xapp.service import XappService, load_configured_model
+from ranpd.xapp.service import XappService, load_configured_model, warm_up
 
 log = logging.getLogger(__name__)
 SWEEP_S = 0.1                   # how often timeouts are checked
@@ -314,6 +314,7 @@ class E2Server:
         async def main() -> None:
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
             settings = self.service.settings
+            warm_up()                          # before listening: the first indication finds them compiled
             # asyncio accepts up to `backlog` connections per wake-up of the listener and sets each
             # up (transport, E2Protocol, E2Session) before the next frame is handled: with the
             # default of 100, a connection flood stalled the loop for tens of ms at a time. So the

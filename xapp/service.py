@@ -9,10 +9,11 @@ import time
 
 import numpy as np
 
-from ranpd.proto import e2ap_pb2
+from ranpd.proto import e2ap_pb2, la_codec
 from ranpd.proto.framing import CodecError
 from ranpd.simulator.guard import GuardConfig
 from ranpd.simulator.observation import FEATURES
+from ranpd.simulator.policies import scores_to_mcs
 from ranpd.simulator.report import SlotReport
 from ranpd.xapp.budgets import E2Limits, LabelBudget, LogLimiter
 from ranpd.xapp.config import XappSettings
@@ -193,3 +194,17 @@ class XappService:
         if clipped is not None:
             for i in np.flatnonzero(clipped):
                 self.metrics.clipped_inputs.labels(FEATURES[i]).inc(int(clipped[i]))
+
+
+def warm_up() -> None:
+    """Compile the numba kernels one indication runs (codec checks, per-UE state and guard, scores
+    -> MCS), or load them from numba's cache, so that the first indication after start does not
+    pay for it (~0.5 s from the cache, a few seconds without)."""
+    one = np.ones(1, np.int64)
+    report = SlotReport(slot=2, cqi_ue=one, cqi_value=one, cqi_slot=one, harq_ue=one, harq_ack=np.ones(1, bool),
+                        harq_mcs=one, harq_tbs=one, harq_tx=one, harq_process=one, ue=one, prbs=one, layers=one,
+                        buffer_bytes=one)
+    _, fields = la_codec.decode_indication(*la_codec.encode_indication(report, deadline_ns=0))
+    store = UeStateStore(2, guard=GuardConfig())
+    rows, _ = store.observe_rows(SlotReport(**fields))
+    scores_to_mcs(np.zeros((1, 2), np.float32), np.arange(2), 28, store.builder.cqi[rows])
