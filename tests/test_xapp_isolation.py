@@ -237,8 +237,11 @@ def test_misbehaving_peers_do_not_starve_normal_nodes(tmp_path, peers):
     """Peer classes two at a time. All five at once (issue 8's criterion) passes at load 6-7 but
     not on a quiet machine (calm p99 3.3 ms -> 11.2 ms attacked, 3.4x: docs/xapp-isolation.md);
     RANPD_ISOLATION_PEERS=all (or a comma list of garbage, huge, sink, idle, rest) runs that."""
-    calm, attacked = isolation_run(tmp_path, os.environ.get("RANPD_ISOLATION_PEERS", peers))
+    cpu: dict[str, list[float]] = {}
+    calm, attacked = isolation_run(tmp_path, os.environ.get("RANPD_ISOLATION_PEERS", peers), cpu)
     (base_fallback, base_p99), (fallback, p99) = typical(calm), typical(attacked)
+    print(f"E2 worker CPU (median of rounds): calm {np.median(cpu['calm']):.0%}, attacked "
+          f"{np.median(cpu['attacked']):.0%} of a core")
     print(f"normal nodes ({len(calm)} calm / {len(attacked)} attacked rounds): fallback (median of rounds) "
           f"{base_fallback:.2%} -> {fallback:.2%}, RTT p99 {base_p99 * 1e3:.2f} -> {p99 * 1e3:.2f} ms; fallback by "
           f"round: calm {[round(summary(r)[0], 4) for r in calm]}, attacked {[round(summary(r)[0], 4) for r in attacked]}")
@@ -256,8 +259,15 @@ def typical(rounds: list[list[float | None]]) -> tuple[float, float]:
     return float(np.median([summary(r)[0] for r in rounds])), summary([x for r in rounds for x in r])[1]
 
 
-def isolation_run(tmp_path, classes: str = "all"):
-    """The normal nodes' RTTs (None: fallback) per round: (calm rounds, attacked rounds)."""
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def isolation_run(tmp_path, classes: str = "all", cpu: dict | None = None):
+    """The normal nodes' RTTs (None: fallback) per round: (calm rounds, attacked rounds). With
+    `cpu`, its "calm"/"attacked" entries get the E2 worker's CPU share (cores) in each round."""
     from ranpd.xapp.synthetic import write_synthetic_model
 
     model = write_synthetic_model(tmp_path / "student.onnx")
@@ -268,6 +278,8 @@ def isolation_run(tmp_path, classes: str = "all"):
         e2_port, http_port = json.loads(xapp.stdout.readline())
         attacker = subprocess.Popen([sys.executable, __file__, "attack", str(e2_port), str(http_port), classes],
                                     stdin=subprocess.PIPE, env=env, text=True)
+        worker = int(subprocess.run(["pgrep", "-P", str(xapp.pid), "-f", "spawn_main"], capture_output=True,
+                                    text=True).stdout.split()[-1])
         links = [Link(e2_port, f"normal-{i}") for i in range(NODES)]
         phase(links, 0.3, 0)                                          # warm up
         # Alternate calm and attack rounds so that the machine's load drifts alike on both.
@@ -280,7 +292,11 @@ def isolation_run(tmp_path, classes: str = "all"):
                 late = Link(e2_port, "late-joiner")
                 late.send(indication(1, np.arange(4), 1))
                 assert late.recv(time.monotonic() + 1.0).HasField("ric_control_request")
+            used, start = _cpu_s(worker), time.monotonic()
             (attacked if round_ % 2 else calm).append(phase(links, PHASE_S, 10_000 * (round_ + 1)))
+            if cpu is not None:
+                share = (_cpu_s(worker) - used) / (time.monotonic() - start)
+                cpu.setdefault("attacked" if round_ % 2 else "calm", []).append(share)
         attacker.stdin.close()
         attacker.wait(10)
         return calm, attacked
