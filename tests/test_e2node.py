@@ -12,7 +12,8 @@ import pytest
 
 from ranpd.proto import kpm
 from ranpd.simulator import engine
-from ranpd.simulator.e2node import E2Node, KpmCollector, parse_address
+from ranpd.proto.e2link import parse_address
+from ranpd.simulator.e2node import E2Node, KpmCollector
 from ranpd.simulator.engine import run_policy
 from ranpd.simulator.policies import ObservationPolicy, Olla
 from ranpd.simulator.report import SlotReport

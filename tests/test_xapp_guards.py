@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from ranpd.proto import e2ap_pb2 as e2
 from ranpd.proto import framing, la_codec
-from ranpd.simulator.e2node import E2Link
+from ranpd.proto.e2link import E2Link
 from ranpd.simulator.observation import FEATURES, OBS_DIM, PRICE_INIT, PRICE_MAX
 from ranpd.simulator.report import SlotReport
 from ranpd.simulator.tables import MAX_SUPPORTED_MCS_ACTIONS

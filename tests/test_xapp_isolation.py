@@ -31,10 +31,12 @@ import pytest
 
 from ranpd.proto import e2ap_pb2 as e2
 from ranpd.proto import framing, la_codec
+from ranpd.proto.e2link import REQUEST_ID, E2Link
 from ranpd.simulator.report import SlotReport
 from ranpd.xapp.budgets import E2Limits
 
 DEADLINE_S = 0.020
+DEADLINE_NS = int(DEADLINE_S * 1e9)
 P99_NOISE_S = 0.001
 PERIOD_S = 0.002
 PHASE_S = 0.5
@@ -42,7 +44,6 @@ ROUNDS = 12
 HUGE = E2Limits().max_ues_per_indication       # the most new UEs one indication may name
 NODES = 3
 UES = 16
-REQUEST = e2.RicRequestId(requestor_id=1, instance_id=1)
 SERVE = """
 import asyncio, json, sys
 from ranpd.xapp.config import XappSettings
@@ -59,40 +60,6 @@ asyncio.run(main())
 """
 
 
-class Link:
-    """A blocking E2 connection: setup, subscription, framed envelopes."""
-
-    def __init__(self, port: int, node_id: str, timeout: float = 5.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.decoder, self.inbox = framing.FrameDecoder(), []
-        self.send(e2.E2SetupRequest(global_e2_node_id=node_id, ran_functions=[la_codec.LA_RAN_FUNCTION]))
-        assert self.recv(time.monotonic() + timeout).HasField("e2_setup_response")
-        self.send(e2.RICSubscriptionRequest(
-            request_id=REQUEST, ran_function_id=la_codec.LA_RAN_FUNCTION.id,
-            event_trigger=e2.EventTrigger(per_slot_insert=True),
-            actions=[e2.RicAction(action_id=1, type=e2.ACTION_TYPE_INSERT)]))
-        assert self.recv(time.monotonic() + timeout).HasField("ric_subscription_response")
-
-    def send(self, message) -> None:
-        self.sock.sendall(framing.encode_frame(framing.wrap(message)))
-
-    def recv(self, deadline: float) -> e2.Envelope | None:
-        while not self.inbox:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            self.sock.settimeout(remaining)
-            try:
-                data = self.sock.recv(65536)
-            except (TimeoutError, socket.timeout):
-                return None
-            if not data:
-                raise ConnectionError("xApp closed the connection")
-            self.inbox += self.decoder.feed(data)
-        return self.inbox.pop(0)
-
-
 def report(slot: int, ues: np.ndarray) -> SlotReport:
     n = ues.size
     return SlotReport(slot=slot, cqi_ue=ues[: n // 4], cqi_value=np.full(n // 4, 9), cqi_slot=np.full(n // 4, slot - 4),
@@ -102,13 +69,13 @@ def report(slot: int, ues: np.ndarray) -> SlotReport:
                       layers=np.ones(n, np.int64), buffer_bytes=np.full(n, 50_000))
 
 
-def indication(slot: int, ues: np.ndarray, seq: int) -> e2.RICIndication:
+def indication(slot: int, ues: np.ndarray, seq: int) -> e2.Envelope:
     now = time.monotonic_ns()
-    return la_codec.indication_envelope(report(slot, ues), request_id=REQUEST, sequence_number=seq, timestamp_ns=now,
-                                        deadline_ns=now + int(DEADLINE_S * 1e9)).ric_indication
+    return la_codec.indication_envelope(report(slot, ues), request_id=REQUEST_ID, sequence_number=seq, timestamp_ns=now,
+                                        deadline_ns=now + int(DEADLINE_S * 1e9))
 
 
-def phase(links: list[Link], seconds: float, seq0: int) -> list[float | None]:
+def phase(links: list[E2Link], seconds: float, seq0: int) -> list[float | None]:
     """Every PERIOD_S each node sends one indication (one thread drives them all, so the
     measuring side adds no lock contention); RTT per answer in time, None per fallback."""
     ues, rtts, start = np.arange(UES), [], time.monotonic()
@@ -116,14 +83,14 @@ def phase(links: list[Link], seconds: float, seq0: int) -> list[float | None]:
         time.sleep(max(start + tick * PERIOD_S - time.monotonic(), 0))
         seq, sent = seq0 + tick, {}
         for link in links:
-            sent[link] = time.monotonic()
+            sent[link] = time.monotonic_ns()
             link.send(indication(seq, ues, seq))
         for link in links:
             rtt = None
-            while (envelope := link.recv(sent[link] + DEADLINE_S)) is not None:
+            while (envelope := link.receive(sent[link] + DEADLINE_NS)) is not None:
                 if envelope.HasField("ric_control_request") and \
                         la_codec.decode_control(envelope.ric_control_request).indication_sequence_number == seq:
-                    rtt = time.monotonic() - sent[link]
+                    rtt = (time.monotonic_ns() - sent[link]) * 1e-9
                     break
             rtts.append(rtt)
     return rtts
@@ -170,12 +137,12 @@ def attack(e2_port: int, http_port: int, classes: str = "all") -> None:
 
     def huge_new_ues():
         if "link" not in huge:
-            huge["link"], huge["seq"] = Link(e2_port, "huge"), 0
+            huge["link"], huge["seq"] = E2Link("127.0.0.1", e2_port, "huge", timeout_s=5.0), 0
         huge["seq"] += 1
         seq = huge["seq"]
         try:
             huge["link"].send(indication(seq, np.arange(seq * HUGE, (seq + 1) * HUGE), seq))
-            huge["link"].recv(time.monotonic() + 0.05)
+            huge["link"].receive(time.monotonic_ns() + 50_000_000)
         except OSError:
             huge.clear()
             raise
@@ -184,10 +151,10 @@ def attack(e2_port: int, http_port: int, classes: str = "all") -> None:
 
     def never_reads():
         if "link" not in sink:
-            sink["link"] = Link(e2_port, "sink")
+            sink["link"] = E2Link("127.0.0.1", e2_port, "sink", timeout_s=5.0)
             sink["link"].sock.setblocking(False)
         try:
-            sink["link"].sock.send(framing.encode_frame(framing.wrap(indication(1, np.arange(64), 1))))
+            sink["link"].sock.send(framing.encode_frame(indication(1, np.arange(64), 1)))
         except BlockingIOError:
             time.sleep(0.01)
         except OSError:
@@ -280,7 +247,7 @@ def isolation_run(tmp_path, classes: str = "all", cpu: dict | None = None):
                                     stdin=subprocess.PIPE, env=env, text=True)
         worker = int(subprocess.run(["pgrep", "-P", str(xapp.pid), "-f", "spawn_main"], capture_output=True,
                                     text=True).stdout.split()[-1])
-        links = [Link(e2_port, f"normal-{i}") for i in range(NODES)]
+        links = [E2Link("127.0.0.1", e2_port, f"normal-{i}", timeout_s=5.0) for i in range(NODES)]
         phase(links, 0.3, 0)                                          # warm up
         # Alternate calm and attack rounds so that the machine's load drifts alike on both.
         calm, attacked = [], []
@@ -289,9 +256,9 @@ def isolation_run(tmp_path, classes: str = "all", cpu: dict | None = None):
             attacker.stdin.flush()
             time.sleep(0.2)
             if round_ == 1:                                            # a node joining mid-attack
-                late = Link(e2_port, "late-joiner")
+                late = E2Link("127.0.0.1", e2_port, "late-joiner", timeout_s=5.0)
                 late.send(indication(1, np.arange(4), 1))
-                assert late.recv(time.monotonic() + 1.0).HasField("ric_control_request")
+                assert late.receive(time.monotonic_ns() + 1_000_000_000).HasField("ric_control_request")
             used, start = _cpu_s(worker), time.monotonic()
             (attacked if round_ % 2 else calm).append(phase(links, PHASE_S, 10_000 * (round_ + 1)))
             if cpu is not None:

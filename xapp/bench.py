@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import socket
-import struct
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +19,8 @@ import click
 import numpy as np
 
 PIPELINE_DEPTH = 32
+REPLY_TIMEOUT_S = 10.0
+REPLY_TIMEOUT_NS = int(REPLY_TIMEOUT_S * 1e9)
 
 
 def _indications(n_ues: int, count: int, seed: int = 0):
@@ -54,41 +54,6 @@ def _serve(model_path: str, conn) -> None:
             await asyncio.Event().wait()
 
     asyncio.run(main())
-
-
-class _Client:
-    def __init__(self, port: int):
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.file = self.sock.makefile("rb")
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def recv(self):
-        from ranpd.proto import e2ap_pb2
-
-        (length,) = struct.unpack(">I", self.file.read(4))
-        return e2ap_pb2.Envelope.FromString(self.file.read(length))
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
-
-
-def _session(port: int, request_id):
-    from ranpd.proto import e2ap_pb2 as e2
-    from ranpd.proto.framing import encode_frame, wrap
-    from ranpd.proto.la_codec import LA_RAN_FUNCTION
-
-    client = _Client(port)
-    client.send(encode_frame(wrap(e2.E2SetupRequest(global_e2_node_id="bench", ran_functions=[LA_RAN_FUNCTION]), 1)))
-    client.recv()
-    client.send(encode_frame(wrap(e2.RICSubscriptionRequest(
-        request_id=request_id, ran_function_id=LA_RAN_FUNCTION.id, event_trigger=e2.EventTrigger(per_slot_insert=True),
-        actions=[e2.RicAction(action_id=1, type=e2.ACTION_TYPE_INSERT)]), 2)))
-    assert client.recv().HasField("ric_subscription_response")
-    return client
 
 
 def _percentiles_us(ns) -> dict:
@@ -129,7 +94,7 @@ def _stages(frames: list[bytes], model, n_ues: int) -> dict:
 def run_bench(ue_counts: list[int], n_indications: int, model_path: Path, progress: bool = True) -> dict:
     from rich.progress import Progress
 
-    from ranpd.proto import e2ap_pb2 as e2
+    from ranpd.proto.e2link import REQUEST_ID, E2Link
     from ranpd.proto.framing import encode_frame
     from ranpd.proto.la_codec import indication_envelope
     from ranpd.xapp.model import OnnxPolicyModel
@@ -147,29 +112,29 @@ def run_bench(ue_counts: list[int], n_indications: int, model_path: Path, progre
         with Progress(disable=not progress, transient=True) as bar:
             for n_ues in ue_counts:
                 task = bar.add_task(f"{n_ues} UEs", total=2 * n_indications)
-                request_id = e2.RicRequestId(requestor_id=1, instance_id=n_ues)
-                frames = [encode_frame(indication_envelope(r, request_id=request_id, sequence_number=i, deadline_ns=0))
+                frames = [encode_frame(indication_envelope(r, request_id=REQUEST_ID, sequence_number=i, deadline_ns=0))
                           for i, r in enumerate(_indications(n_ues, n_indications))]
-                client = _session(port, request_id)
+                client = E2Link("127.0.0.1", port, f"bench-{n_ues}", timeout_s=REPLY_TIMEOUT_S)
                 warmup = min(200, n_indications // 5)
                 rtt = []
                 for i, frame in enumerate(frames):
                     t0 = time.perf_counter_ns()
-                    client.send(frame)
-                    reply = client.recv()
+                    client.send_frames(frame)
+                    reply = client.receive(time.monotonic_ns() + REPLY_TIMEOUT_NS)
                     if i >= warmup:
                         rtt.append(time.perf_counter_ns() - t0)
-                    if not reply.HasField("ric_control_request"):
+                    if reply is None or not reply.HasField("ric_control_request"):
                         raise click.ClickException(f"xApp answered {reply}")
                     bar.advance(task)
                 client.close()                         # a fresh session: slots must not go backwards
-                client = _session(port, request_id)
+                client = E2Link("127.0.0.1", port, f"bench-{n_ues}", timeout_s=REPLY_TIMEOUT_S)
                 t0 = time.perf_counter_ns()
                 for start in range(0, len(frames), PIPELINE_DEPTH):
                     batch = frames[start:start + PIPELINE_DEPTH]
-                    client.send(b"".join(batch))
+                    client.send_frames(b"".join(batch))
                     for _ in batch:
-                        client.recv()
+                        if client.receive(time.monotonic_ns() + REPLY_TIMEOUT_NS) is None:
+                            raise click.ClickException(f"no answer within {REPLY_TIMEOUT_S} s")
                     bar.advance(task, len(batch))
                 rate = len(frames) / ((time.perf_counter_ns() - t0) * 1e-9)
                 client.close()
