@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 
 from ranpd.proto import e2ap_pb2 as e2
+from ranpd.proto.e2link import E2Link
 from ranpd.proto.framing import FrameDecoder, encode_frame, wrap
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_xapp_isolation import SERVE, Link, indication  # noqa: E402
+from test_xapp_isolation import SERVE, indication  # noqa: E402
 
 FRAME = encode_frame(wrap(e2.ErrorIndication(text="x" * 1400)))
 
@@ -98,9 +99,9 @@ def test_e2_worker_rss_flat_under_a_stream_of_indications(tmp_path):
     try:
         e2_port, _ = json.loads(xapp.stdout.readline())
         worker = max(_children(xapp.pid), key=_rss_mib)      # the E2 worker (the tracker is ~15 MiB)
-        links = [Link(e2_port, f"mem-{i}") for i in range(4)]
+        links = [E2Link("127.0.0.1", e2_port, f"mem-{i}", timeout_s=5.0) for i in range(4)]
 
-        def drive(i: int, link: Link) -> None:
+        def drive(i: int, link: E2Link) -> None:
             ues, seq = np.arange(64), 0
             link.sock.setblocking(True)
             while not stop.is_set():
@@ -110,7 +111,7 @@ def test_e2_worker_rss_flat_under_a_stream_of_indications(tmp_path):
                 if seq % 32 == 0:
                     time.sleep(0.005)
 
-        def drain(link: Link) -> None:
+        def drain(link: E2Link) -> None:
             while not stop.is_set():
                 try:
                     if not link.sock.recv(1 << 16):
@@ -186,12 +187,12 @@ def test_closed_sessions_release_their_ue_store(tmp_path):
         gc.disable()
         try:
             for wave in range(3):
-                links = [Link(running.e2_port, f"wave{wave}-{i}") for i in range(4)]
+                links = [E2Link("127.0.0.1", running.e2_port, f"wave{wave}-{i}", timeout_s=5.0) for i in range(4)]
                 for slot in range(10, 15):
                     for link in links:
                         link.send(indication(slot, np.arange(64), slot))
                     for link in links:
-                        assert link.recv(time.monotonic() + 2).HasField("ric_control_request")
+                        assert link.receive(time.monotonic_ns() + 2_000_000_000).HasField("ric_control_request")
                 assert stores() >= 4
                 for link in links:
                     link.sock.close()
