@@ -93,13 +93,14 @@ class UeStateStore:
         missing = rows < 0
         if missing.any():
             self._last_seen[rows[~missing]] = slot                # never evict a UE in use
-            new = np.unique(ues[missing])
-            self._admit(new, slot)
-            rows[missing] = self._lookup(ues[missing])
+            new, which = np.unique(ues[missing], return_inverse=True)
+            rows[missing] = self._admit(new, slot)[which]
         self._last_seen[rows] = slot
         return rows
 
-    def _admit(self, new: np.ndarray, slot: int) -> None:
+    def _admit(self, new: np.ndarray, slot: int) -> np.ndarray:
+        """Rows for `new` UE ids (sorted, not held), evicting the least recently seen when full.
+        The sorted index is patched (stale keys out, new keys in place), not re-sorted."""
         free = np.flatnonzero(self._ue_of == _FREE)
         short = new.size - free.size
         if short > 0:
@@ -112,7 +113,11 @@ class UeStateStore:
         rows = free[:new.size]
         self.builder.reset_rows(rows)
         self._ue_of[rows] = new
-        self._reindex()
+        held = self._ue_of[self._key_rows] == self._keys       # False where a key's UE was evicted
+        keys, key_rows = self._keys[held], self._key_rows[held]
+        at = np.searchsorted(keys, new)
+        self._keys, self._key_rows = np.insert(keys, at, new), np.insert(key_rows, at, rows)
+        return rows
 
     def observe(self, report: SlotReport) -> np.ndarray:
         """Apply the report's events to its UEs' rows, then observe the UEs needing a decision
