@@ -21,6 +21,7 @@ COMMANDS = {
     "xapp": "ranpd.xapp.cli:xapp",
     "train": "ranpd.training.cli:train",
     "evaluate": "ranpd.training.cli:evaluate",
+    "export": "ranpd.xapp.baseband:export",
 }
 
 SUMMARIES = {
@@ -33,6 +34,7 @@ SUMMARIES = {
     "xapp": "Start the xApp (E2 stream server + REST).",
     "train": "Train teachers, distil students, export ONNX, write the report (needs torch).",
     "evaluate": "Evaluate a model against OLLA on a scenario (needs the train extra).",
+    "export": "Export the student as dependency-free C99 for the baseband (export c).",
 }
 
 

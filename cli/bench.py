@@ -12,6 +12,7 @@ BENCHMARKS = {
     "sensitivity": "ranpd.training.sensitivity:bench_sensitivity",
     "soak": "ranpd.cli.soak:bench_soak",
     "fuzz": "ranpd.xapp.fuzz:fuzz_command",
+    "c-export": "ranpd.xapp.baseband:bench_c_export",
 }
 SUMMARIES = {
     "sim": "Simulator speed in UE-slots per second on one core.",
@@ -20,6 +21,7 @@ SUMMARIES = {
     "sensitivity": "ILLA, OLLA, best OLLA and a model under each interference model: where gains come from.",
     "soak": "xApp under N cells for minutes: per-cell fallback and RTT, RSS growth, fd drift.",
     "fuzz": "E2 codecs and handlers under mutated frames and structure-aware envelopes: crashes, causes.",
+    "c-export": "Exported C student (fp32, int8) ns per decision at batch 1 and 64, beside onnxruntime.",
 }
 
 
