@@ -54,6 +54,19 @@ def test_int8_model_is_smaller_and_its_agreement_is_measured(exported, tmp_path)
     assert agreement > 0.5          # a random-init net has near-tied scores; trained students do far better
 
 
+def test_int8_twin_of_the_shipped_student_keeps_its_argmax_on_recorded_states(tmp_path):
+    """7-bit weights keep onnxruntime's u8s8 kernel out of int16 saturation on AVX2 hosts: the
+    shipped student's twin agreed on 54 % of these states with 8-bit weights, 84 % with 7."""
+    from ranpd.xapp.baseband import recorded_states
+    from ranpd.xapp.model import PACKAGED_MODEL
+
+    states = recorded_states(2048, seed=1)[0].astype(np.float32)
+    calibration, held_out = states[: len(states) // 2], states[len(states) // 2:]
+    int8 = export.quantize_int8(PACKAGED_MODEL, tmp_path / "twin.int8.onnx", calibration)
+    agreement = export.argmax_agreement(export.ort_scores(PACKAGED_MODEL, held_out), export.ort_scores(int8, held_out))
+    assert agreement > 0.75
+
+
 def test_model_card_is_valid_and_matches_the_file(exported):
     model, path, states = exported
     card = export.write_card(path, name="student-test", kind="student", model=model,
