@@ -80,6 +80,23 @@ static int32_t max_mcs_of(int mcs_table)
     return (mcs_table >= 0 && mcs_table < $N_TABLES) ? MAX_MCS[mcs_table] : -1;
 }
 
+/* One batch through a scorer (fp32 or int8): the MCS of each row, as the xApp's decide_mcs. */
+static int decide_rows(void (*scores_of)(const float *, float *), const float *obs, int n, int mcs_table,
+                       int32_t *mcs)
+{
+    int32_t max_mcs = max_mcs_of(mcs_table);
+    if (max_mcs < 0) return -1;
+    float s[N_ACT];
+    for (int i = 0; i < n; ++i) {
+        const float *row = obs + (long)i * OBS_DIM;
+        scores_of(row, s);
+        float c = row[0];
+        c = $CQI_CLIP;
+        mcs[i] = to_mcs(s, c, max_mcs);
+    }
+    return 0;
+}
+
 /* ---- fp32 kernel ---- */
 void ranpd_scores(const float *obs_row, float *scores)
 {
@@ -91,17 +108,7 @@ $FP32_BODY
 
 int ranpd_decide(const float *obs, int n, int mcs_table, int32_t *mcs)
 {
-    int32_t max_mcs = max_mcs_of(mcs_table);
-    if (max_mcs < 0) return -1;
-    float s[N_ACT];
-    for (int i = 0; i < n; ++i) {
-        const float *row = obs + (long)i * OBS_DIM;
-        ranpd_scores(row, s);
-        float c = row[0];
-        c = $CQI_CLIP;
-        mcs[i] = to_mcs(s, c, max_mcs);
-    }
-    return 0;
+    return decide_rows(ranpd_scores, obs, n, mcs_table, mcs);
 }
 
 /* ---- int8 kernel ---- */
@@ -117,15 +124,5 @@ $INT8_BODY
 
 int ranpd_decide_int8(const float *obs, int n, int mcs_table, int32_t *mcs)
 {
-    int32_t max_mcs = max_mcs_of(mcs_table);
-    if (max_mcs < 0) return -1;
-    float s[N_ACT];
-    for (int i = 0; i < n; ++i) {
-        const float *row = obs + (long)i * OBS_DIM;
-        ranpd_scores_int8(row, s);
-        float c = row[0];
-        c = $CQI_CLIP;
-        mcs[i] = to_mcs(s, c, max_mcs);
-    }
-    return 0;
+    return decide_rows(ranpd_scores_int8, obs, n, mcs_table, mcs);
 }
