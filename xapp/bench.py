@@ -6,11 +6,15 @@ xApp plus the loopback. Each indication asks an MCS for every one of its N UEs a
 reports for N/10 and HARQ feedback for N/4 of them, as a busy cell would. The stage split
 (decode, observation, inference, encode) is measured in this process on the same indications
 with the xApp's own code. Max rate: indications kept 32 in flight for a few seconds' worth.
+The floor: a plain asyncio echo server in a third process answers the same frames byte for byte,
+timed in the same run; issue 10's target is the xApp's p50 within 2x of it.
 """
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing as mp
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +45,7 @@ def _indications(n_ues: int, count: int, seed: int = 0):
 
 
 def _serve(model_path: str, conn) -> None:
+    """The xApp (E2 only, on its own thread) serving `model_path`; sends its E2 port on `conn`."""
     import asyncio
 
     from ranpd.xapp.config import XappSettings
@@ -54,6 +59,60 @@ def _serve(model_path: str, conn) -> None:
             await asyncio.Event().wait()
 
     asyncio.run(main())
+
+
+def _echo_serve(conn) -> None:
+    """The floor of the real-time loop (issue 10): a plain asyncio server that answers each frame
+    with the same bytes, parsing nothing but the 4-byte length."""
+    import asyncio
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport, self.buffer = transport, bytearray()
+
+        def data_received(self, data):
+            self.buffer += data
+            while len(self.buffer) >= 4 and len(self.buffer) >= 4 + int.from_bytes(self.buffer[:4], "big"):
+                end = 4 + int.from_bytes(self.buffer[:4], "big")
+                self.transport.write(bytes(self.buffer[:end]))
+                del self.buffer[:end]
+
+    async def main():
+        server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", 0)
+        conn.send(server.sockets[0].getsockname()[1])
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def _echo_rtts(port: int, frames: list[bytes], warmup: int) -> list[int]:
+    """Round trips (ns) of `frames` through the echo server, after `warmup` of them."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    rtt = []
+    try:
+        for i, frame in enumerate(frames):
+            t0 = time.perf_counter_ns()
+            sock.sendall(frame)
+            left = len(frame)
+            while left:
+                left -= len(sock.recv(left))
+            if i >= warmup:
+                rtt.append(time.perf_counter_ns() - t0)
+    finally:
+        sock.close()
+    return rtt
+
+
+def _start(ctx, target) -> tuple:
+    """A spawned server process and the port it reports."""
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=target, args=(child,), daemon=True)
+    process.start()
+    if not parent.poll(60):
+        process.terminate()
+        raise click.ClickException(f"{target.__name__} did not start within 60 s")
+    return process, parent.recv()
 
 
 def _percentiles_us(ns) -> dict:
@@ -101,17 +160,13 @@ def run_bench(ue_counts: list[int], n_indications: int, model_path: Path, progre
 
     model = OnnxPolicyModel.load(model_path)
     ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    server = ctx.Process(target=_serve, args=(str(model_path), child), daemon=True)
-    server.start()
+    server, port = _start(ctx, functools.partial(_serve, str(model_path)))
+    echo, echo_port = _start(ctx, _echo_serve)
     try:
-        if not parent.poll(60):
-            raise click.ClickException("the xApp process did not start within 60 s")
-        port = parent.recv()
         results = []
         with Progress(disable=not progress, transient=True) as bar:
             for n_ues in ue_counts:
-                task = bar.add_task(f"{n_ues} UEs", total=2 * n_indications)
+                task = bar.add_task(f"{n_ues} UEs", total=3 * n_indications)
                 frames = [encode_frame(indication_envelope(r, request_id=REQUEST_ID, sequence_number=i, deadline_ns=0))
                           for i, r in enumerate(_indications(n_ues, n_indications))]
                 client = E2Link("127.0.0.1", port, f"bench-{n_ues}", timeout_s=REPLY_TIMEOUT_S)
@@ -127,6 +182,8 @@ def run_bench(ue_counts: list[int], n_indications: int, model_path: Path, progre
                         raise click.ClickException(f"xApp answered {reply}")
                     bar.advance(task)
                 client.close()                         # a fresh session: slots must not go backwards
+                echo_rtt = _echo_rtts(echo_port, frames, warmup)
+                bar.advance(task, len(frames))
                 client = E2Link("127.0.0.1", port, f"bench-{n_ues}", timeout_s=REPLY_TIMEOUT_S)
                 t0 = time.perf_counter_ns()
                 for start in range(0, len(frames), PIPELINE_DEPTH):
@@ -138,11 +195,14 @@ def run_bench(ue_counts: list[int], n_indications: int, model_path: Path, progre
                     bar.advance(task, len(batch))
                 rate = len(frames) / ((time.perf_counter_ns() - t0) * 1e-9)
                 client.close()
-                results.append({"ues": n_ues, "indications": len(rtt), **_percentiles_us(rtt),
+                floor = {f"echo_{k}": v for k, v in _percentiles_us(echo_rtt).items()}
+                results.append({"ues": n_ues, "indications": len(rtt), **_percentiles_us(rtt), **floor,
+                                "p50_vs_echo": float(np.median(rtt) / np.median(echo_rtt)),
                                 "max_indications_per_s": rate, "stages": _stages(frames, model, n_ues)})
     finally:
-        server.terminate()
-        server.join(5)
+        for process in (server, echo):
+            process.terminate()
+            process.join(5)
     return {"model": model.version, "architecture": model.card.architecture, "results": results}
 
 
@@ -154,9 +214,11 @@ def run_bench(ue_counts: list[int], n_indications: int, model_path: Path, progre
                    "of the student's shape, which costs the same to serve).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_xapp(ues: str, indications: int, model_path: Path | None, as_json: bool) -> None:
-    """Indication -> control round trip over loopback TCP (p50/p99 us), the per-stage split
+    """Indication -> control round trip over loopback TCP (p50/p99 us) beside a plain Python echo
+    server answering the same frames in the same run (the loop's floor), the per-stage split
     (decode, observation, inference, encode) and the most indications/s one xApp process
-    sustains, for each UE count. Targets for 64 UEs: p50 <= 200 us, p99 <= 1 ms."""
+    sustains, for each UE count. Targets for 64 UEs (issue 10): p50 within 2x of the echo,
+    p99 <= 400 us, >= 12,000 indications/s."""
     from ranpd.xapp.model import PACKAGED_MODEL
     from ranpd.xapp.synthetic import write_synthetic_model
 
@@ -177,12 +239,13 @@ def bench_xapp(ues: str, indications: int, model_path: Path | None, as_json: boo
     from rich.table import Table
 
     table = Table(title=f"xApp round trip over loopback ({report['model']}, {report['architecture']})")
-    for column in ("UEs", "RTT p50 µs", "RTT p99 µs", "decode p50", "observation p50", "inference p50",
-                   "encode p50", "max indications/s"):
+    for column in ("UEs", "RTT p50 µs", "RTT p99 µs", "echo p50 / p99 µs", "p50 ÷ echo", "decode p50",
+                   "observation p50", "inference p50", "encode p50", "max indications/s"):
         table.add_column(column, justify="right")
     for r in report["results"]:
         s = r["stages"]
         table.add_row(str(r["ues"]), f"{r['p50_us']:.0f}", f"{r['p99_us']:.0f}",
+                      f"{r['echo_p50_us']:.0f} / {r['echo_p99_us']:.0f}", f"{r['p50_vs_echo']:.1f}x",
                       *(f"{s[k]['p50_us']:.1f}" for k in ("decode", "observation", "inference", "encode")),
                       f"{r['max_indications_per_s']:.0f}")
     Console().print(table)
