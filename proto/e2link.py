@@ -22,6 +22,20 @@ KPM_ACTION_ID = 1
 KPM_REQUEST_ID = e2ap_pb2.RicRequestId(requestor_id=1, instance_id=2)
 
 
+def setup_request(node_id: str, kpm_reports: bool = False) -> e2ap_pb2.E2SetupRequest:
+    """E2 Setup (E2AP §8.3.1) offering the LA function, and KPM when the node reports it."""
+    functions = [la_codec.LA_RAN_FUNCTION] + ([kpm.KPM_RAN_FUNCTION] if kpm_reports else [])
+    return e2ap_pb2.E2SetupRequest(global_e2_node_id=node_id, ran_functions=functions)
+
+
+def la_subscription_request() -> e2ap_pb2.RICSubscriptionRequest:
+    """RIC Subscription (E2AP §8.2.1) to per-slot LA INSERT indications (REQUEST_ID, LA_ACTION_ID)."""
+    return e2ap_pb2.RICSubscriptionRequest(
+        request_id=REQUEST_ID, ran_function_id=la_codec.LA_RAN_FUNCTION.id,
+        event_trigger=e2ap_pb2.EventTrigger(per_slot_insert=True),
+        actions=[e2ap_pb2.RicAction(action_id=LA_ACTION_ID, type=e2ap_pb2.ACTION_TYPE_INSERT)])
+
+
 class E2LinkError(ConnectionError):
     """The E2 connection is unusable (closed, reset, out of sync, or refused by the xApp)."""
 
@@ -75,16 +89,10 @@ class E2Link:
     def _setup(self) -> None:
         """E2 Setup (E2AP §8.3.1), then subscribe to per-slot LA inserts (§8.2.1) and, when the
         node reports KPM and the xApp accepted the function, to periodic KPM reports."""
-        functions = [la_codec.LA_RAN_FUNCTION] + ([kpm.KPM_RAN_FUNCTION] if self.kpm_period_ms else [])
-        setup = self._request(e2ap_pb2.E2SetupRequest(global_e2_node_id=self.node_id, ran_functions=functions),
-                              "e2_setup_response")
+        setup = self._request(setup_request(self.node_id, kpm_reports=bool(self.kpm_period_ms)), "e2_setup_response")
         if la_codec.LA_RAN_FUNCTION.id not in setup.accepted_ran_function_ids:
             raise E2LinkError(f"xApp did not accept RAN function {la_codec.LA_RAN_FUNCTION.name}")
-        subscription = self._request(e2ap_pb2.RICSubscriptionRequest(
-            request_id=REQUEST_ID, ran_function_id=la_codec.LA_RAN_FUNCTION.id,
-            event_trigger=e2ap_pb2.EventTrigger(per_slot_insert=True),
-            actions=[e2ap_pb2.RicAction(action_id=LA_ACTION_ID, type=e2ap_pb2.ACTION_TYPE_INSERT)]),
-            "ric_subscription_response")
+        subscription = self._request(la_subscription_request(), "ric_subscription_response")
         if LA_ACTION_ID not in subscription.admitted_action_ids:
             raise E2LinkError(f"xApp did not admit the INSERT action: {subscription.not_admitted}")
         if self.kpm_period_ms and kpm.KPM_RAN_FUNCTION.id in setup.accepted_ran_function_ids:

@@ -10,4 +10,4 @@ def test_bench_times_the_xapp_beside_the_echo_floor(tmp_path):
     assert row["ues"] == 4 and row["indications"] == 16
     assert 0 < row["echo_p50_us"] <= row["echo_p99_us"] and 0 < row["p50_us"] <= row["p99_us"]
     assert row["p50_vs_echo"] > 0 and row["max_indications_per_s"] > 0
-    assert set(row["stages"]) == {"decode", "observation", "inference", "encode"}
+    assert set(row["stages"]) == {"decode", "observation", "inference", "encode", "total"}
