@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -42,23 +44,47 @@ class BlerTarget(click.ParamType):
 @click.option("--ship/--no-ship", default=None,
               help="Install the better student as the packaged default (xapp/models/default.onnx + int8, with "
                    "cards) and copy the report to docs/report. Default: on for --profile full, off for smoke.")
-@click.option("--workers", type=click.IntRange(1, 16), default=1, show_default=True,
-              help="Processes for teachers, distillation and closed-loop evaluation.")
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="Processes (local backend; default 1) or CPUs of the local Ray (ray backend; default: every "
+                   "core) for teachers, distillation and closed-loop evaluation.")
+@click.option("--scenarios", "scenario_items", multiple=True, metavar="NAME|FILE|DIR",
+              help="Train the teachers on these scenarios instead of the built-ins and randomised draws (repeatable): "
+                   "a built-in name, a scenario file (.yaml/.yml/.json) or a folder of them. One specialist per "
+                   "family among them (bursty, mixed, low-band, mid-band, mmwave), the generalist on all.")
+@click.option("--heldout", "heldout_items", multiple=True, metavar="NAME|FILE|DIR",
+              help="Evaluate on these held-out scenarios instead of the project's held-out set (repeatable; same "
+                   "forms as --scenarios). None of them may also be a training scenario.")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where teachers, distillation and closed-loop evaluation jobs run: local processes, or Ray tasks "
+                   "(needs the 'ray' extra: pip install 'ranpd[ray]'). Results are identical for the same seed.")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="With --backend ray: the Ray cluster to join (ray.init(address=ADDR), e.g. 'auto' or "
+                   "'ray://head:10001'); default: start a local Ray. The run directory must be on a path every node "
+                   "can read (evaluation loads the ONNX models from it).")
 @click.option("--report-only", is_flag=True,
               help="Rewrite the report of the finished run in --out from its results.json (and ship with --ship); "
                    "trains and evaluates nothing.")
 def train(profile: str, config_file: Path | None, overrides: tuple[str, ...], out: Path | None, seed: int,
-          ship: bool | None, workers: int, report_only: bool) -> None:
+          ship: bool | None, workers: int | None, scenario_items: tuple[str, ...], heldout_items: tuple[str, ...],
+          backend: str, ray_address: str | None, report_only: bool) -> None:
     """Train RL teachers (one specialist per randomisation family + a generalist over every simulator axis),
     distil them into tiny students (single- and multi-policy, with DAgger, at several sizes), export ONNX
     (fp32 + int8) with model cards, evaluate in closed loop on the built-ins and on the held-out set (at
     operator BLER targets against OLLA at the same target, in throughput mode against best-tuned OLLA) and
-    write a markdown report with plots."""
+    write a markdown report with plots.
+
+    Each teacher and distillation job is checkpointed in --out as it finishes: rerun the same command
+    after a crash or a kill and it resumes from the last finished job. Training curves and evaluation
+    KPIs are also written as TensorBoard scalars to <out>/tensorboard (with the 'tensorboard' extra)."""
     require_extra("train", "train", "torch", "tqdm", "matplotlib")
     from ranpd.training.config import assignments, load_profile, override
-    from ranpd.training.pipeline import ShipTargets, rerender, run_pipeline
+    from ranpd.training.pipeline import ShipTargets, rerender, run_pipeline, scenario_sets
     from ranpd.xapp.model import PACKAGED_MODEL
 
+    if backend == "ray":
+        require_extra("train --backend ray", "ray", "ray")
+    if ray_address and backend != "ray":
+        raise click.BadParameter("takes --backend ray", param_hint="--ray-address")
     cfg = load_profile(profile, seed)
     try:
         if config_file:
@@ -66,6 +92,13 @@ def train(profile: str, config_file: Path | None, overrides: tuple[str, ...], ou
         cfg = override(cfg, list(overrides))
     except ValueError as exc:           # also json.JSONDecodeError
         raise click.BadParameter(str(exc), param_hint="--config/--set") from exc
+    cfg = replace(cfg, scenarios=_scenario_sources(scenario_items) or cfg.scenarios,
+                  heldout=_scenario_sources(heldout_items) or cfg.heldout)
+    try:
+        scenario_sets(cfg)
+    except ValueError as exc:
+        raise click.BadParameter(" ".join(str(exc).split()), param_hint="--scenarios/--heldout") from exc
+    workers = workers or ((os.cpu_count() or 1) if backend == "ray" and not ray_address else 1)
     out = out or Path("runs") / f"{profile}-seed{seed}"
     command = "ranpd train " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else \
         f"ranpd train --profile {profile} --seed {seed}"
@@ -78,9 +111,16 @@ def train(profile: str, config_file: Path | None, overrides: tuple[str, ...], ou
         rerender(out, ship_to)
         click.echo(f"report: {out / 'report' / 'README.md'}")
         return
-    results = run_pipeline(cfg, out, ship_to=ship_to, workers=workers, command=command)
+    results = run_pipeline(cfg, out, ship_to=ship_to, workers=workers, command=command, backend=backend,
+                           ray_address=ray_address)
     click.echo(f"run directory: {out}  (report: {out / 'report' / 'README.md'})")
     click.echo(f"wall time: {results['wall_s']['total'] / 60:.1f} min")
+
+
+def _scenario_sources(items: tuple[str, ...]) -> tuple[str, ...]:
+    """Files and folders as absolute paths (a resumed or re-rendered run finds them from anywhere);
+    built-in names as they are."""
+    return tuple(str(Path(item).resolve()) if Path(item).exists() else item for item in items)
 
 
 def _model_path(model: str) -> Path:

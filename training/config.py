@@ -108,6 +108,10 @@ class TrainConfig:
     # student sizes of the distillation-vs-RL ablation (distilled from the generalist, and trained by
     # the teacher's RL with its budget); the shipped size is `distill.hidden`
     sizes: tuple[tuple[int, ...], ...] = ((6, 6), (12, 12), (32, 32, 24), (64, 48))
+    # the user's scenario sets (built-in names, scenario files, folders of them); empty: the built-ins
+    # plus the seeded randomisation draws for training, the project's held-out set for evaluation
+    scenarios: tuple[str, ...] = ()
+    heldout: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from ranpd.simulator.guard import DEFAULT_MAX_TRANSMISSIONS, GuardConfig
 from ranpd.simulator.observation import DEFAULT_BLER_TARGET
 from ranpd.simulator.policies import LinkAdaptationPolicy, ObservationPolicy, make_baseline
 from ranpd.simulator.scenarios import Scenario
+from ranpd.training.backend import Backend
 from ranpd.training.config import EvalConfig
 from ranpd.xapp.model import OnnxPolicyModel
 
@@ -88,35 +88,38 @@ def job_key(job: tuple[Scenario, PolicySpec, int, EvalConfig]) -> str:
 
 
 class JobRunner:
-    """Closed-loop runs on one process pool for a whole evaluation, each distinct run once.
+    """Closed-loop runs on one backend for a whole evaluation, each distinct run once.
 
-    One pool, not one per section: workers start once and keep their channel-trace caches warm.
+    One backend, not one per section: workers start once and keep their channel-trace caches warm.
     A run that several sections list (OLLA 10% in throughput mode and at 10%, the shipped-size
     student in the size sweep) is simulated once and its KPIs shared: the same deterministic run,
-    so every figure is what it was. Use as a context manager (the pool closes on exit)."""
+    so every figure is what it was. `backend` is a started `Backend`, or a number of local
+    processes (then the runner owns its pool). Use as a context manager."""
 
-    def __init__(self, workers: int = 1):
-        self.workers = workers
-        self.pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    def __init__(self, backend: "Backend | int" = 1):
+        self._owned = not isinstance(backend, Backend)
+        self.backend = Backend("local", backend) if self._owned else backend
         self.memo: dict[str, dict] = {}
         self.simulated = self.reused = 0
 
     def __enter__(self) -> "JobRunner":
+        if self._owned:
+            self.backend.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
+        if self._owned:
+            self.backend.__exit__(*exc)
 
     def run(self, jobs: list[tuple[Scenario, PolicySpec, int, EvalConfig]], desc: str) -> list[dict]:
         keys = [job_key(job) for job in jobs]
         todo = {key: job for key, job in zip(keys, jobs) if key not in self.memo}
         self.simulated += len(todo)
         self.reused += len(jobs) - len(todo)
-        runs = (map(_run, todo.values()) if self.pool is None
-                else self.pool.map(_run, todo.values()))
-        for key, result in zip(todo, tqdm(runs, total=len(todo), desc=desc, leave=False)):
-            self.memo[key] = result
+        todo_keys = list(todo)
+        runs = self.backend.as_completed([(_run, (job,)) for job in todo.values()])
+        for i, result, _ in tqdm(runs, total=len(todo), desc=desc, leave=False):
+            self.memo[todo_keys[i]] = result
         return [self.memo[key] for key in keys]
 
 

@@ -4,22 +4,26 @@
     (-> ship, to explicit paths)
 
 Run directory layout:
-    config.json                       the configuration, verbatim
+    config.json                       the configuration, verbatim (with the user's scenario sets)
+    checkpoints/{teachers,students}/  one file per finished teacher / distillation job (resume)
     logs/<model>.json                 training logs (losses, rewards, epsilon, DAgger rounds)
+    tensorboard/<model>/              the same curves and the evaluation KPIs as TensorBoard scalars
     models/<model>.onnx + .card.json  every teacher and student, with model cards
     results.json                      KPIs[section][scenario][policy], the headline, the wall times
     report/README.md + *.png          the evaluation report
 
 Teachers are behind one small interface (`Teacher`: scenarios and a seed in, a priced network and
 its log out); DQN is today's implementation. Teachers, students and closed-loop runs are
-independent jobs and spread over `workers` processes.
+independent jobs, dispatched by one `Backend` (here, a process pool, or Ray tasks); each teacher and
+distillation job is checkpointed as it finishes, so a killed run rerun into the same directory
+resumes from the last finished job with the results of an uninterrupted run.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -29,14 +33,16 @@ import torch
 from rich.console import Console
 
 from ranpd.simulator.scenarios import (BUILTIN_SCENARIOS, RANDOMIZATION_FAMILIES, Scenario, heldout_scenarios,
-                                       randomized_scenario)
+                                       load_scenario, randomized_scenario)
 from ranpd.training import report as rpt
+from ranpd.training.backend import Backend, Job
 from ranpd.training.config import DqnConfig, TrainConfig, from_dict
 from ranpd.training.distill import DistillGroup, DistillResult, distill
 from ranpd.training.dqn import DqnResult, train_dqn
 from ranpd.training.evaluate import BASELINES, JobRunner, PolicySpec, evaluate, olla_spec, tune_olla
 from ranpd.training.export import QUANTIZATION, argmax_agreement, export_onnx, ort_scores, parity, quantize_int8, write_card
 from ranpd.training.networks import PricedQ, count_params, describe
+from ranpd.training.scalars import Scalars
 from ranpd.training.sensitivity import with_interference
 
 console = Console(stderr=True)
@@ -48,10 +54,16 @@ MCS_TABLES_TRAINED = [1, 2]            # the randomisation draws both tables
 class ScenarioSets:
     """What each model trains on, and what evaluation holds out."""
 
-    builtins: list[Scenario]
+    builtins: list[Scenario]                   # evaluated in every run
     specialists: dict[str, list[Scenario]]     # randomisation family -> its training scenarios
-    generalist: list[Scenario]                 # every family's draws and every built-in
+    generalist: list[Scenario]                 # every family's training scenarios
     heldout: list[Scenario]                    # never trained or tuned on
+    trained_on: list[str]                      # what model cards say the models were trained on
+
+    def specialist_of(self, sc: Scenario) -> str:
+        """The teacher of `sc`'s family; the generalist where no training scenario is of that family."""
+        family = family_of(sc)
+        return f"teacher-{family}" if family in self.specialists else rpt.TEACHER
 
 
 def family_of(sc: Scenario) -> str:
@@ -65,21 +77,51 @@ def family_of(sc: Scenario) -> str:
     return "low-band" if sc.carrier_ghz < 1.0 else "mid-band" if sc.carrier_ghz < 10.0 else "mmwave"
 
 
+SCENARIO_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def load_scenario_set(items: tuple[str, ...]) -> list[Scenario]:
+    """Scenarios from built-in names, scenario files and folders of them (their .yaml, .yml and
+    .json files, by name). ValueError naming the item that fails, or a name that comes twice."""
+    scenarios = []
+    for item in items:
+        if Path(item).is_dir():
+            files = sorted(p for p in Path(item).iterdir() if p.suffix in SCENARIO_SUFFIXES)
+            if not files:
+                raise ValueError(f"folder {item} holds no scenario files ({', '.join(SCENARIO_SUFFIXES)})")
+            scenarios += [load_scenario(path) for path in files]
+        else:
+            scenarios.append(load_scenario(item))
+    names = [sc.name for sc in scenarios]
+    if twice := sorted({name for name in names if names.count(name) > 1}):
+        raise ValueError(f"scenario names that come twice: {', '.join(twice)}")
+    return scenarios
+
+
 def scenario_sets(cfg: TrainConfig) -> ScenarioSets:
-    """Seeded draws of every randomisation family, plus the built-ins (each in its family's set)."""
-    rng = np.random.default_rng(cfg.seed)
+    """Training: the user's scenarios (`cfg.scenarios`, one specialist per family among them), or
+    seeded draws of every randomisation family plus the built-ins (each in its family's set).
+    Held-out: the user's (`cfg.heldout`) or the project's. ValueError if one is in both."""
     builtins = list(BUILTIN_SCENARIOS.values())
-    specialists = {family: [randomized_scenario(rng, family).model_copy(update={"name": f"{family}-{i}"})
-                            for i in range(cfg.randomized_per_family)] for family in RANDOMIZATION_FAMILIES}
-    for sc in builtins:
-        specialists[family_of(sc)].append(sc)
+    specialists: dict[str, list[Scenario]] = {}
+    if cfg.scenarios:
+        for sc in load_scenario_set(cfg.scenarios):
+            specialists.setdefault(family_of(sc), []).append(sc)
+        trained_on = [sc.name for group in specialists.values() for sc in group]
+    else:
+        rng = np.random.default_rng(cfg.seed)
+        specialists = {family: [randomized_scenario(rng, family).model_copy(update={"name": f"{family}-{i}"})
+                                for i in range(cfg.randomized_per_family)] for family in RANDOMIZATION_FAMILIES}
+        for sc in builtins:
+            specialists[family_of(sc)].append(sc)
+        trained_on = [sc.name for sc in builtins] + [f"randomised: {', '.join(RANDOMIZATION_FAMILIES)}"]
     generalist = [sc for group in specialists.values() for sc in group]
-    heldout = heldout_scenarios()
+    heldout = load_scenario_set(cfg.heldout) if cfg.heldout else heldout_scenarios()
     trained = {sc.model_dump_json(exclude={"name", "description", "family"}) for sc in generalist}
     leaked = [sc.name for sc in heldout if sc.model_dump_json(exclude={"name", "description", "family"}) in trained]
     if leaked:
         raise ValueError(f"held-out scenarios {leaked} are also training scenarios")
-    return ScenarioSets(builtins, specialists, generalist, heldout)
+    return ScenarioSets(builtins, specialists, generalist, heldout, trained_on)
 
 
 # ------------------------------------------------------------------ 1. teachers
@@ -99,18 +141,50 @@ class DqnTeacher:
         return train_dqn(self.cfg, scenarios, seed=seed, desc=desc)
 
 
-def _call(job: tuple[Callable, tuple]) -> Any:
-    fn, args = job
-    torch.set_num_threads(1)
-    return fn(*args)
+# the settings a stage's result depends on (with the training scenarios): a run that changes only
+# later settings (evaluation, the report) resumes from the checkpoints
+TEACHER_SETTINGS = ("seed", "randomized_per_family", "sizes", "teacher")
+STUDENT_SETTINGS = TEACHER_SETTINGS + ("distill",)
 
 
-def run_parallel(jobs: list[tuple[Callable, tuple]], workers: int) -> list[Any]:
-    """`fn(*args)` for every job, in order, on `workers` processes (1: here)."""
-    if workers <= 1 or len(jobs) <= 1:
-        return [_call(job) for job in jobs]
-    with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
-        return list(pool.map(_call, jobs))
+@dataclass
+class StageRun:
+    """A checkpointed stage's results by job name, each job's own seconds (then, for a resumed
+    job), and the jobs loaded from checkpoints."""
+
+    results: dict[str, Any]
+    seconds: dict[str, float]
+    resumed: list[str]
+
+
+def checkpoint_key(cfg: TrainConfig, settings: tuple[str, ...], sets: ScenarioSets) -> str:
+    """What a stage's jobs depend on: `settings` of `cfg` and the training scenarios' contents."""
+    config = cfg.to_dict()
+    scenarios = hashlib.sha256("".join(sc.model_dump_json() for sc in sets.generalist).encode()).hexdigest()
+    return json.dumps({**{name: config[name] for name in settings}, "scenarios": scenarios}, sort_keys=True)
+
+
+def run_checkpointed(jobs: dict[str, Job], key: str, directory: Path, backend: Backend) -> StageRun:
+    """Every job's result by name. A job that an earlier run into `directory` saved under the same
+    `key` is loaded; the others run on `backend` and each is saved (atomically) as it finishes, so a
+    run killed mid-stage loses only the jobs in progress."""
+    run = StageRun({}, {}, [])
+    for name in jobs:
+        path = directory / f"{name}.pt"
+        if path.is_file() and (saved := torch.load(path, weights_only=False))["key"] == key:
+            run.results[name], run.seconds[name] = saved["result"], saved["seconds"]
+            run.resumed.append(name)
+    if run.resumed:
+        console.log(f"resumed {', '.join(run.resumed)} from {directory}")
+    todo = [name for name in jobs if name not in run.results]
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, result, seconds in backend.as_completed([jobs[name] for name in todo]):
+        tmp = directory / f"{todo[i]}.tmp"
+        torch.save({"key": key, "result": result, "seconds": seconds}, tmp)
+        tmp.replace(directory / f"{todo[i]}.pt")
+        run.results[todo[i]], run.seconds[todo[i]] = result, seconds
+    run.results = {name: run.results[name] for name in jobs}
+    return run
 
 
 def scratch_name(hidden: tuple[int, ...]) -> str:
@@ -121,7 +195,7 @@ def distilled_name(hidden: tuple[int, ...]) -> str:
     return f"{rpt.DISTILLED}-{count_params(PricedQ(hidden))}"
 
 
-def train_teachers(cfg: TrainConfig, sets: ScenarioSets, workers: int) -> dict[str, DqnResult]:
+def train_teachers(cfg: TrainConfig, sets: ScenarioSets, backend: Backend, checkpoints: Path) -> StageRun:
     """One specialist per randomisation family, the generalist on everything, and the ablation:
     every student size trained by the same RL with the same budget and no teacher."""
     jobs = {f"teacher-{family}": (DqnTeacher(cfg.teacher), scenarios, cfg.seed + 1 + i)
@@ -129,15 +203,15 @@ def train_teachers(cfg: TrainConfig, sets: ScenarioSets, workers: int) -> dict[s
     jobs[rpt.TEACHER] = (DqnTeacher(cfg.teacher), sets.generalist, cfg.seed)
     for hidden in cfg.sizes:
         jobs[scratch_name(hidden)] = (DqnTeacher(replace(cfg.teacher, hidden=hidden)), sets.generalist, cfg.seed)
-    console.log(f"teachers: {', '.join(jobs)} on {workers} process(es)")
-    results = run_parallel([(teacher.train, (scenarios, seed, name)) for name, (teacher, scenarios, seed)
-                            in jobs.items()], workers)
-    return dict(zip(jobs, results))
+    console.log(f"teachers: {', '.join(jobs)} on {backend.describe()}")
+    return run_checkpointed({name: (teacher.train, (scenarios, seed, name)) for name, (teacher, scenarios, seed)
+                             in jobs.items()}, checkpoint_key(cfg, TEACHER_SETTINGS, sets), checkpoints / "teachers",
+                            backend)
 
 
 # ------------------------------------------------------------------ 2. students
-def distil_students(cfg: TrainConfig, sets: ScenarioSets, teachers: dict[str, DqnResult],
-                    workers: int) -> dict[str, DistillResult]:
+def distil_students(cfg: TrainConfig, sets: ScenarioSets, teachers: dict[str, DqnResult], backend: Backend,
+                    checkpoints: Path) -> StageRun:
     """Single-policy (generalist -> student), multi-policy (each family's specialist labels its own
     scenarios; the student never sees a family id), and the generalist distilled at every size."""
     generalist = [DistillGroup("all", sets.generalist, teachers[rpt.TEACHER].q_network)]
@@ -150,12 +224,12 @@ def distil_students(cfg: TrainConfig, sets: ScenarioSets, teachers: dict[str, Dq
     for hidden in cfg.sizes:
         if tuple(hidden) != tuple(cfg.distill.hidden):
             jobs[distilled_name(hidden)] = (generalist, replace(single_cfg, hidden=hidden))
-    console.log(f"distillation: {', '.join(jobs)}")
-    results = run_parallel([(distill, (groups, dcfg, cfg.seed, cfg.evaluation.holdout_states, name))
-                            for name, (groups, dcfg) in jobs.items()], workers)
-    students = dict(zip(jobs, results))
-    students[distilled_name(cfg.distill.hidden)] = students[rpt.SINGLE]
-    return students
+    console.log(f"distillation: {', '.join(jobs)} on {backend.describe()}")
+    run = run_checkpointed({name: (distill, (groups, dcfg, cfg.seed, cfg.evaluation.holdout_states, name))
+                            for name, (groups, dcfg) in jobs.items()}, checkpoint_key(cfg, STUDENT_SETTINGS, sets),
+                           checkpoints / "students", backend)
+    run.results[distilled_name(cfg.distill.hidden)] = run.results[rpt.SINGLE]
+    return run
 
 
 # ------------------------------------------------------------------ 3. export
@@ -173,7 +247,7 @@ def export_models(cfg: TrainConfig, out: Path, sets: ScenarioSets, teachers: dic
     ex = Exported()
     models = out / "models"
     config = cfg.to_dict()
-    trained_on = [sc.name for sc in sets.builtins] + [f"randomised: {', '.join(RANDOMIZATION_FAMILIES)}"]
+    trained_on = sets.trained_on
 
     def export(policy: str, model: PricedQ, **card_args) -> Path:
         path = export_onnx(model, models / f"{policy}.onnx", cfg.onnx_opset)
@@ -192,7 +266,7 @@ def export_models(cfg: TrainConfig, out: Path, sets: ScenarioSets, teachers: dic
     for name, result in students.items():
         if name != rpt.SINGLE and result is students[rpt.SINGLE]:
             continue                       # the shipped-size distilled student is student-single itself
-        teacher = "one specialist per family: " + ", ".join(RANDOMIZATION_FAMILIES) if name == rpt.MULTI \
+        teacher = "one specialist per family: " + ", ".join(sets.specialists) if name == rpt.MULTI \
             else rpt.TEACHER
         fp32 = export(name, result.student, kind="student", scenarios=trained_on, obs_range=result.obs_range,
                       training_config={"profile": cfg.profile, "seed": cfg.seed, "distill": config["distill"],
@@ -221,7 +295,7 @@ def _onnx(ex: Exported, policy: str, target: float | None, name: str | None = No
     return PolicySpec(name or policy, "onnx", {"path": str(ex.paths[policy]), "bler_target": target, **extra})
 
 
-def evaluate_models(cfg: TrainConfig, sets: ScenarioSets, ex: Exported, workers: int) -> dict[str, dict]:
+def evaluate_models(cfg: TrainConfig, sets: ScenarioSets, ex: Exported, backend: Backend) -> dict[str, dict]:
     """KPIs[section][scenario][policy]. Sections: the built-ins in throughput mode under their own
     interference model and each of `evaluation.interference_models`, the built-ins at 10%, the
     held-out set at each operator target and in throughput mode, and the size sweep (held-out, 10%).
@@ -235,11 +309,11 @@ def evaluate_models(cfg: TrainConfig, sets: ScenarioSets, ex: Exported, workers:
     student-multi's teacher in a retention check (built-ins, held-out at 10% and in throughput mode).
     The previous full run evaluated every model in every section: 38.9 of its 80.9 minutes.)"""
     ev = cfg.evaluation
-    specialist = {sc.name: f"teacher-{family_of(sc)}" for sc in sets.builtins + sets.heldout}
+    specialist = {sc.name: sets.specialist_of(sc) for sc in sets.builtins + sets.heldout}
     students = (rpt.SINGLE, rpt.MULTI)
     int8 = (rpt.SINGLE_INT8, rpt.MULTI_INT8)
     tables: dict[str, dict] = {}
-    runner = JobRunner(workers)
+    runner = JobRunner(backend)
 
     def run(section: str, scenarios: list[Scenario], specs: Callable[[Scenario], list[PolicySpec]],
             tuned: bool = False, seeds: tuple[int, ...] = ev.seeds) -> None:
@@ -323,41 +397,17 @@ def install_student(src: Path, dst: Path, name: str, origin: str, command: str) 
 
 
 # ------------------------------------------------------------------ the run
-# the settings a stage's result depends on: a run that changes only later settings (evaluation, the
-# report) resumes from the checkpoints
-TEACHER_SETTINGS = ("seed", "randomized_per_family", "sizes", "teacher")
-STUDENT_SETTINGS = TEACHER_SETTINGS + ("distill",)
-
-
-def checkpointed(path: Path, settings: tuple[str, ...], stage: Callable, cfg: TrainConfig, *args):
-    """(`stage(cfg, *args)`, its wall time, resumed?), saved to `path`; a later run into the same
-    directory whose `settings` are the same loads it (and the wall time it took) instead of training
-    again (a run killed in a later stage resumes there)."""
-    config = cfg.to_dict()
-    key = json.dumps({name: config[name] for name in settings}, sort_keys=True)
-    if path.is_file():
-        saved = torch.load(path, weights_only=False)
-        if saved["config"] == key:
-            console.log(f"resumed {path.stem} from {path}")
-            return saved["result"], saved.get("wall_s"), True
-    t0 = time.perf_counter()
-    result = stage(cfg, *args)
-    wall = time.perf_counter() - t0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": key, "result": result, "wall_s": wall}, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
-    return result, wall, False
-
-
 def _save_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def run_pipeline(cfg: TrainConfig, out: Path, ship_to: ShipTargets | None = None, workers: int = 1,
-                 command: str = "ranpd train") -> dict[str, Any]:
-    """Run every stage of `cfg` into `out`; return the results (also saved as results.json). With
-    `ship_to`, the student with the better built-in figures is installed there."""
+                 command: str = "ranpd train", backend: str = "local", ray_address: str | None = None) -> dict[str, Any]:
+    """Run every stage of `cfg` into `out` on `backend` ('local': `workers` processes; 'ray': Ray
+    tasks on a local Ray with `workers` CPUs or the cluster at `ray_address`); return the results
+    (also saved as results.json). With `ship_to`, the student with the better built-in figures is
+    installed there."""
     torch.set_num_threads(1)
     wall: dict[str, float] = {}
     started = time.perf_counter()
@@ -372,21 +422,22 @@ def run_pipeline(cfg: TrainConfig, out: Path, ship_to: ShipTargets | None = None
 
     sets = timed("scenarios", scenario_sets, cfg)
     checkpoints = out / "checkpoints"
-    resumed = []
-    teachers, wall["teachers"], again = checkpointed(checkpoints / "teachers.pt", TEACHER_SETTINGS, train_teachers,
-                                                     cfg, sets, workers)
-    resumed += ["teachers"] * again
-    students, wall["distillation"], again = checkpointed(checkpoints / "students.pt", STUDENT_SETTINGS,
-                                                         distil_students, cfg, sets, teachers, workers)
-    resumed += ["distillation"] * again
-    for name, result in {**teachers, **students}.items():
-        _save_json(out / "logs" / f"{name}.json", result.log)
-    ex = timed("export", export_models, cfg, out, sets, teachers, students)
-    tables = timed("evaluation", evaluate_models, cfg, sets, ex, workers)
-    wall["total"] = time.perf_counter() - started + sum(wall[stage] or 0.0 for stage in resumed)
+    scalars = Scalars(out / "tensorboard")
+    with Backend(backend, workers, ray_address) as jobs, scalars:
+        teachers = timed("teachers", train_teachers, cfg, sets, jobs, checkpoints)
+        students = timed("distillation", distil_students, cfg, sets, teachers.results, jobs, checkpoints)
+        for name, result in {**teachers.results, **students.results}.items():
+            _save_json(out / "logs" / f"{name}.json", result.log)
+            scalars.training_log(name, result.log)
+        ex = timed("export", export_models, cfg, out, sets, teachers.results, students.results)
+        tables = timed("evaluation", evaluate_models, cfg, sets, ex, jobs)
+        scalars.evaluation(tables)
+    wall["total"] = time.perf_counter() - started
     for policy, args in ex.cards.items():
         write_card(**args, evaluation={**rpt.card_figures(tables, policy), **ex.students.get(policy.removesuffix("-int8"), {})})
-    results = {"tables": tables, "students": ex.students, "wall_s": wall, "resumed": resumed, "command": command,
+    results = {"tables": tables, "students": ex.students, "wall_s": wall, "backend": jobs.describe(),
+               "resumed": teachers.resumed + students.resumed, "job_s": {**teachers.seconds, **students.seconds},
+               "command": command,
                "scenarios": {"heldout": [sc.name for sc in sets.heldout],
                              "training": [sc.name for sc in sets.generalist]},
                "shipped": rpt.choose_student(tables) if ship_to else None}
