@@ -34,6 +34,7 @@ Every seed draws its own fading and interference traces: two seeds share none.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -434,35 +435,62 @@ class Simulation:
         self._q_count[ue] -= 1
         return fields
 
+    def _new_transport_blocks(self, index: np.ndarray, mcs: np.ndarray):
+        """The report's new transmissions at positions `index` sent with `mcs` (clipped to the table):
+        (MCS, flat TB-table index, TBS, bits carried as the buffer allows, those bits over the TBS at
+        the table's top MCS on the same PRBs: float32 in [0, 1])."""
+        mcs = np.clip(mcs.astype(np.int64), 0, self.max_mcs)
+        prbs = self._new_prbs[index]
+        tb_index = np.ravel_multi_index((np.full(index.size, self._kind_now), np.zeros(index.size, np.int64),
+                                         prbs, mcs), self._tb.shape)
+        tbs = self._tb_flat[tb_index]
+        bits = np.minimum(tbs, self.buffer_bytes[self._new_ue[index]] * 8.0)
+        offered = (bits / self._tb[self._kind_now, 0, prbs, self.max_mcs]).astype(np.float32)
+        return mcs, tb_index, tbs, bits, offered
+
+    def _decode(self, ue: np.ndarray, tb: np.ndarray, tx_mcs: np.ndarray, prior_acc: np.ndarray,
+                luck: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Chase-combined effective SINR (linear, `prior_acc` plus this slot's EESM) and the decode
+        outcome (`luck` >= TBLER) of transmissions sent this slot."""
+        flat, stride = self._tb_flat, self._tb_stride
+        eff = 10 ** (phy.eesm_db(self._sinr(ue, self.slot), self._curves.beta[tx_mcs]) / 10)
+        acc = prior_acc + eff
+        bler = self._curves.tbler(10 * np.log10(acc), tx_mcs, flat[tb + 2 * stride], flat[tb + stride])
+        return acc, luck >= bler
+
+    def preview_first_transmissions(self, index, mcs) -> tuple[np.ndarray, np.ndarray]:
+        """(offered, ack) that `step` will give the report's new transmissions at positions `index`
+        (into `report.ue`) if they are sent with `mcs`, without changing any state: the same
+        transport blocks, channel and decoding luck (a copy of the decode stream). A decision's
+        outcome depends on its own MCS only, so it is known before the slot's other decisions."""
+        index = np.asarray(index, np.int64).reshape(-1)
+        mcs, tb, _, _, offered = self._new_transport_blocks(index, np.asarray(mcs).reshape(-1))
+        ue = self._new_ue[index]
+        luck = copy.deepcopy(self._decode_rng).random(self.n_ues)[ue]
+        _, ack = self._decode(ue, tb, mcs, np.zeros(ue.size), luck)
+        return offered, ack
+
     def step(self, mcs) -> StepOutcome:
         """Transmit this slot with `mcs` for the report's UEs (aligned with `report.ue`)."""
         new = self._new_ue
         mcs = np.asarray(mcs)
         if mcs.shape != new.shape:
             raise ValueError(f"expected {new.size} MCS values (one per report.ue), got shape {mcs.shape}")
-        mcs = np.clip(mcs.astype(np.int64), 0, self.max_mcs)
+        mcs, tb_index, tbs, bits, offered = self._new_transport_blocks(np.arange(new.size), mcs)
         sc, t = self.scenario, self.slot
 
         # New transmissions take the lowest free HARQ process.
         free = ~self._busy[new] & ((np.int64(1) << sc.harq_processes) - 1)
         proc = np.log2(free & -free).astype(np.int64)
         self._busy[new] |= np.int64(1) << proc
-        tb_index = np.ravel_multi_index((np.full(new.size, self._kind_now), np.zeros(new.size, np.int64),
-                                         self._new_prbs, mcs), self._tb.shape)
-        tbs = self._tb_flat[tb_index]
-        bits = np.minimum(tbs, self.buffer_bytes[new] * 8.0)
         self.buffer_bytes[new] -= bits / 8.0
         old = self._dequeue(self._retx_ue) if self._retx_ue.size else {k: q[:0, 0] for k, q in self._queue.items()}
 
         ue = np.concatenate([new, self._retx_ue])
         tb = np.concatenate([tb_index, old["tb"]])
         tx_mcs = np.concatenate([mcs, old["mcs"]])
-        flat, stride = self._tb_flat, self._tb_stride
-        sinr = self._sinr(ue, t)
-        eff = 10 ** (phy.eesm_db(sinr, self._curves.beta[tx_mcs]) / 10)
-        acc = np.concatenate([np.zeros(new.size), old["acc"]]) + eff          # chase combining
-        bler = self._curves.tbler(10 * np.log10(acc), tx_mcs, flat[tb + 2 * stride], flat[tb + stride])
-        ack = self._decode_rng.random(self.n_ues)[ue] >= bler
+        acc, ack = self._decode(ue, tb, tx_mcs, np.concatenate([np.zeros(new.size), old["acc"]]),   # chase combining
+                                self._decode_rng.random(self.n_ues)[ue])
         tx_bits = np.concatenate([bits, old["bits"]])
 
         self._feedback.setdefault(t + int(self._ack_delay[t % self._ack_delay.size]), []).append({
@@ -487,8 +515,6 @@ class Simulation:
             self._complete_packets(got)
 
         outcome_ack = ack[:new.size]
-        top = self._tb[self._kind_now, 0, self._new_prbs, self.max_mcs]
-        offered = (bits / top).astype(np.float32)
         self.slot += 1
         return StepOutcome(self._begin_slot(), new, outcome_ack, tbs, offered, offered * outcome_ack)
 
