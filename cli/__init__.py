@@ -17,7 +17,7 @@ COMMANDS = {
     "tbs": "ranpd.simulator.cli:tbs",
     "bench": "ranpd.cli.bench:bench",
     "demo": "ranpd.cli.demo:demo",
-    "e2node": "ranpd.simulator.e2node:e2node_command",
+    "e2node": "ranpd.cli.e2node:e2node_command",
     "xapp": "ranpd.xapp.cli:xapp",
     "train": "ranpd.training.cli:train",
     "evaluate": "ranpd.training.cli:evaluate",

@@ -2,9 +2,10 @@
 subscriptions, framed envelopes). The one E2 client: the simulator's E2 node, `ranpd bench xapp`
 and the tests all connect through it.
 
-E2 Setup (O-RAN E2AP §8.3.1), then a RIC Subscription (§8.2.1) to per-slot RANPD-E2SM-LA INSERT
-indications and, when the node reports KPM and the xApp accepts the function, one to periodic
-KPM REPORT indications. Transport: one blocking TCP socket (TCP_NODELAY) with the stream framing
+E2 Setup (O-RAN E2AP §8.3.1), then a RIC Subscription (§8.2.1) to RANPD-E2SM-LA -- per-slot
+INSERT indications in the real-time loop, one POLICY action in the near-RT loop (the node runs
+the model the xApp deploys, see e2sm_la.proto) -- and, when the node reports KPM and the xApp
+accepts the function, one to periodic KPM REPORT indications (the near-RT loop needs them). Transport: one blocking TCP socket (TCP_NODELAY) with the stream framing
 of `ranpd.proto.framing`; a per-slot request/response loop needs no event loop.
 """
 from __future__ import annotations
@@ -20,6 +21,9 @@ LA_ACTION_ID = 1
 REQUEST_ID = e2ap_pb2.RicRequestId(requestor_id=1, instance_id=1)
 KPM_ACTION_ID = 1
 KPM_REQUEST_ID = e2ap_pb2.RicRequestId(requestor_id=1, instance_id=2)
+MODEL_ACTION_ID = 1
+MODEL_REQUEST_ID = e2ap_pb2.RicRequestId(requestor_id=1, instance_id=3)
+LOOPS = ("rt", "near-rt")
 
 
 def setup_request(node_id: str, kpm_reports: bool = False) -> e2ap_pb2.E2SetupRequest:
@@ -34,6 +38,15 @@ def la_subscription_request() -> e2ap_pb2.RICSubscriptionRequest:
         request_id=REQUEST_ID, ran_function_id=la_codec.LA_RAN_FUNCTION.id,
         event_trigger=e2ap_pb2.EventTrigger(per_slot_insert=True),
         actions=[e2ap_pb2.RicAction(action_id=LA_ACTION_ID, type=e2ap_pb2.ACTION_TYPE_INSERT)])
+
+
+def la_policy_subscription_request(report_period_ms: int) -> e2ap_pb2.RICSubscriptionRequest:
+    """RIC Subscription (E2AP §8.2.1) of the near-RT loop: one LA POLICY action (MODEL_REQUEST_ID),
+    on which the xApp sends model controls."""
+    return e2ap_pb2.RICSubscriptionRequest(
+        request_id=MODEL_REQUEST_ID, ran_function_id=la_codec.LA_RAN_FUNCTION.id,
+        event_trigger=e2ap_pb2.EventTrigger(report_period_ms=report_period_ms),
+        actions=[e2ap_pb2.RicAction(action_id=MODEL_ACTION_ID, type=e2ap_pb2.ACTION_TYPE_POLICY)])
 
 
 class E2LinkError(ConnectionError):
@@ -54,8 +67,13 @@ class E2Link:
     Every failure surfaces as `E2LinkError`; the caller drops the link and reconnects later.
     """
 
-    def __init__(self, host: str, port: int, node_id: str, timeout_s: float = 2.0, kpm_period_ms: int = 0):
-        self.node_id, self.timeout_s, self.kpm_period_ms = node_id, timeout_s, kpm_period_ms
+    def __init__(self, host: str, port: int, node_id: str, timeout_s: float = 2.0, kpm_period_ms: int = 0,
+                 loop: str = "rt"):
+        if loop not in LOOPS:
+            raise ValueError(f"loop must be one of {LOOPS}, got {loop!r}")
+        if loop == "near-rt" and not kpm_period_ms:
+            raise ValueError("the near-RT loop needs KPM reports (kpm_period_ms > 0): the xApp supervises with them")
+        self.node_id, self.timeout_s, self.kpm_period_ms, self.loop = node_id, timeout_s, kpm_period_ms, loop
         self.kpm_subscribed = False
         self._decoder = FrameDecoder()
         self._inbox: list = []
@@ -87,14 +105,12 @@ class E2Link:
         raise E2LinkError(f"no {response_type} within {self.timeout_s} s")
 
     def _setup(self) -> None:
-        """E2 Setup (E2AP §8.3.1), then subscribe to per-slot LA inserts (§8.2.1) and, when the
-        node reports KPM and the xApp accepted the function, to periodic KPM reports."""
+        """E2 Setup (E2AP §8.3.1); subscribe to KPM reports when the node reports them and the xApp
+        accepted the function, then to LA (§8.2.1): per-slot inserts, or the near-RT POLICY action
+        (last, so that the model the xApp deploys on it finds the KPM subscription in place)."""
         setup = self._request(setup_request(self.node_id, kpm_reports=bool(self.kpm_period_ms)), "e2_setup_response")
         if la_codec.LA_RAN_FUNCTION.id not in setup.accepted_ran_function_ids:
             raise E2LinkError(f"xApp did not accept RAN function {la_codec.LA_RAN_FUNCTION.name}")
-        subscription = self._request(la_subscription_request(), "ric_subscription_response")
-        if LA_ACTION_ID not in subscription.admitted_action_ids:
-            raise E2LinkError(f"xApp did not admit the INSERT action: {subscription.not_admitted}")
         if self.kpm_period_ms and kpm.KPM_RAN_FUNCTION.id in setup.accepted_ran_function_ids:
             reports = self._request(e2ap_pb2.RICSubscriptionRequest(
                 request_id=KPM_REQUEST_ID, ran_function_id=kpm.KPM_RAN_FUNCTION.id,
@@ -102,6 +118,14 @@ class E2Link:
                 actions=[e2ap_pb2.RicAction(action_id=KPM_ACTION_ID, type=e2ap_pb2.ACTION_TYPE_REPORT)]),
                 "ric_subscription_response")
             self.kpm_subscribed = KPM_ACTION_ID in reports.admitted_action_ids
+        if self.loop == "near-rt" and not self.kpm_subscribed:
+            raise E2LinkError("the near-RT loop needs a KPM subscription and the xApp did not admit one")
+        la, action = ((la_policy_subscription_request(self.kpm_period_ms), MODEL_ACTION_ID) if self.loop == "near-rt"
+                      else (la_subscription_request(), LA_ACTION_ID))
+        subscription = self._request(la, "ric_subscription_response")
+        if action not in subscription.admitted_action_ids:
+            raise E2LinkError(f"xApp did not admit the LA {'POLICY' if self.loop == 'near-rt' else 'INSERT'} "
+                              f"action: {subscription.not_admitted}")
 
     def send(self, envelope: e2ap_pb2.Envelope) -> None:
         self.send_frames(encode_frame(envelope))

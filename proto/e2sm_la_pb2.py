@@ -24,13 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\re2sm_la.proto\x12\rranpd.e2sm.la\"\x88\x01\n\x12LaIndicationHeader\x12\x0c\n\x04slot\x18\x01 \x01(\x04\x12\x14\n\x0ctimestamp_ns\x18\x02 \x01(\x04\x12\x13\n\x0b\x64\x65\x61\x64line_ns\x18\x03 \x01(\x04\x12\x11\n\tmcs_table\x18\x04 \x01(\r\x12\x11\n\tcqi_table\x18\x05 \x01(\r\x12\x13\n\x0bmax_harq_tx\x18\x06 \x01(\r\"\xfd\x01\n\x13LaIndicationMessage\x12\x0e\n\x06\x63qi_ue\x18\x01 \x03(\r\x12\x11\n\tcqi_value\x18\x02 \x03(\r\x12\x15\n\rcqi_age_slots\x18\x03 \x03(\r\x12\x0f\n\x07harq_ue\x18\x04 \x03(\r\x12\x10\n\x08harq_ack\x18\x05 \x03(\x08\x12\x10\n\x08harq_mcs\x18\x06 \x03(\r\x12\x10\n\x08harq_tbs\x18\x07 \x03(\r\x12\x0f\n\x07harq_tx\x18\x08 \x03(\r\x12\x14\n\x0charq_process\x18\t \x03(\r\x12\n\n\x02ue\x18\n \x03(\r\x12\x0c\n\x04prbs\x18\x0b \x03(\r\x12\x0e\n\x06layers\x18\x0c \x03(\r\x12\x14\n\x0c\x62uffer_bytes\x18\r \x03(\x04\"C\n\x0fLaControlHeader\x12\x0c\n\x04slot\x18\x01 \x01(\x04\x12\"\n\x1aindication_sequence_number\x18\x02 \x01(\x04\"+\n\x10LaControlMessage\x12\n\n\x02ue\x18\x01 \x03(\r\x12\x0b\n\x03mcs\x18\x02 \x03(\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\re2sm_la.proto\x12\rranpd.e2sm.la\"\x88\x01\n\x12LaIndicationHeader\x12\x0c\n\x04slot\x18\x01 \x01(\x04\x12\x14\n\x0ctimestamp_ns\x18\x02 \x01(\x04\x12\x13\n\x0b\x64\x65\x61\x64line_ns\x18\x03 \x01(\x04\x12\x11\n\tmcs_table\x18\x04 \x01(\r\x12\x11\n\tcqi_table\x18\x05 \x01(\r\x12\x13\n\x0bmax_harq_tx\x18\x06 \x01(\r\"\xfd\x01\n\x13LaIndicationMessage\x12\x0e\n\x06\x63qi_ue\x18\x01 \x03(\r\x12\x11\n\tcqi_value\x18\x02 \x03(\r\x12\x15\n\rcqi_age_slots\x18\x03 \x03(\r\x12\x0f\n\x07harq_ue\x18\x04 \x03(\r\x12\x10\n\x08harq_ack\x18\x05 \x03(\x08\x12\x10\n\x08harq_mcs\x18\x06 \x03(\r\x12\x10\n\x08harq_tbs\x18\x07 \x03(\r\x12\x0f\n\x07harq_tx\x18\x08 \x03(\r\x12\x14\n\x0charq_process\x18\t \x03(\r\x12\n\n\x02ue\x18\n \x03(\r\x12\x0c\n\x04prbs\x18\x0b \x03(\r\x12\x0e\n\x06layers\x18\x0c \x03(\r\x12\x14\n\x0c\x62uffer_bytes\x18\r \x03(\x04\"C\n\x0fLaControlHeader\x12\x0c\n\x04slot\x18\x01 \x01(\x04\x12\"\n\x1aindication_sequence_number\x18\x02 \x01(\x04\"+\n\x10LaControlMessage\x12\n\n\x02ue\x18\x01 \x03(\r\x12\x0b\n\x03mcs\x18\x02 \x03(\r\"[\n\x14LaModelControlHeader\x12,\n\x07\x63ommand\x18\x01 \x01(\x0e\x32\x1b.ranpd.e2sm.la.ModelCommand\x12\x15\n\rmodel_version\x18\x02 \x01(\t\"B\n\rLaModelDeploy\x12\x0c\n\x04onnx\x18\x01 \x01(\x0c\x12\x11\n\tcard_json\x18\x02 \x01(\t\x12\x10\n\x08\x61\x63tivate\x18\x03 \x01(\x08\"D\n\rLaModelStatus\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\t\x12\x11\n\tcandidate\x18\x02 \x01(\t\x12\x10\n\x08previous\x18\x03 \x01(\t*\x99\x01\n\x0cModelCommand\x12\x1d\n\x19MODEL_COMMAND_UNSPECIFIED\x10\x00\x12\x18\n\x14MODEL_COMMAND_DEPLOY\x10\x01\x12\x19\n\x15MODEL_COMMAND_PROMOTE\x10\x02\x12\x19\n\x15MODEL_COMMAND_DISCARD\x10\x03\x12\x1a\n\x16MODEL_COMMAND_ROLLBACK\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'e2sm_la_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_MODELCOMMAND']._serialized_start=773
+  _globals['_MODELCOMMAND']._serialized_end=926
   _globals['_LAINDICATIONHEADER']._serialized_start=33
   _globals['_LAINDICATIONHEADER']._serialized_end=169
   _globals['_LAINDICATIONMESSAGE']._serialized_start=172
@@ -39,4 +41,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LACONTROLHEADER']._serialized_end=494
   _globals['_LACONTROLMESSAGE']._serialized_start=496
   _globals['_LACONTROLMESSAGE']._serialized_end=539
+  _globals['_LAMODELCONTROLHEADER']._serialized_start=541
+  _globals['_LAMODELCONTROLHEADER']._serialized_end=632
+  _globals['_LAMODELDEPLOY']._serialized_start=634
+  _globals['_LAMODELDEPLOY']._serialized_end=700
+  _globals['_LAMODELSTATUS']._serialized_start=702
+  _globals['_LAMODELSTATUS']._serialized_end=770
 # @@protoc_insertion_point(module_scope)

@@ -1,10 +1,24 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ModelCommand(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MODEL_COMMAND_UNSPECIFIED: _ClassVar[ModelCommand]
+    MODEL_COMMAND_DEPLOY: _ClassVar[ModelCommand]
+    MODEL_COMMAND_PROMOTE: _ClassVar[ModelCommand]
+    MODEL_COMMAND_DISCARD: _ClassVar[ModelCommand]
+    MODEL_COMMAND_ROLLBACK: _ClassVar[ModelCommand]
+MODEL_COMMAND_UNSPECIFIED: ModelCommand
+MODEL_COMMAND_DEPLOY: ModelCommand
+MODEL_COMMAND_PROMOTE: ModelCommand
+MODEL_COMMAND_DISCARD: ModelCommand
+MODEL_COMMAND_ROLLBACK: ModelCommand
 
 class LaIndicationHeader(_message.Message):
     __slots__ = ("slot", "timestamp_ns", "deadline_ns", "mcs_table", "cqi_table", "max_harq_tx")
@@ -67,3 +81,31 @@ class LaControlMessage(_message.Message):
     ue: _containers.RepeatedScalarFieldContainer[int]
     mcs: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, ue: _Optional[_Iterable[int]] = ..., mcs: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class LaModelControlHeader(_message.Message):
+    __slots__ = ("command", "model_version")
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    command: ModelCommand
+    model_version: str
+    def __init__(self, command: _Optional[_Union[ModelCommand, str]] = ..., model_version: _Optional[str] = ...) -> None: ...
+
+class LaModelDeploy(_message.Message):
+    __slots__ = ("onnx", "card_json", "activate")
+    ONNX_FIELD_NUMBER: _ClassVar[int]
+    CARD_JSON_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATE_FIELD_NUMBER: _ClassVar[int]
+    onnx: bytes
+    card_json: str
+    activate: bool
+    def __init__(self, onnx: _Optional[bytes] = ..., card_json: _Optional[str] = ..., activate: bool = ...) -> None: ...
+
+class LaModelStatus(_message.Message):
+    __slots__ = ("active", "candidate", "previous")
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    active: str
+    candidate: str
+    previous: str
+    def __init__(self, active: _Optional[str] = ..., candidate: _Optional[str] = ..., previous: _Optional[str] = ...) -> None: ...

@@ -30,6 +30,15 @@ MEASUREMENTS = {
     # took from its own OLLA because the xApp's control was missing, late or for another slot.
     "RANPD.LaDecisionNbr": ("count", "UE link-adaptation decisions (new transmissions)"),
     "RANPD.LaFallbackNbr": ("count", "decisions taken by the node's fallback (OLLA), not the xApp"),
+    # Near-RT loop (the node runs the deployed model): decisions the active model took, and the
+    # shadow period's comparison of the candidate with what was applied: UE-slots it decided,
+    # where its MCS differed, and the expected delivered bits of both choices as the node
+    # estimates them (`ranpd.simulator.nearrt.expected_bits`).
+    "RANPD.LaModelDecisionNbr": ("count", "decisions taken by the deployed model (near-RT loop)"),
+    "RANPD.ShadowDecisionNbr": ("count", "decisions the candidate model made in shadow"),
+    "RANPD.ShadowDisagreeNbr": ("count", "shadow decisions whose MCS differs from the applied one"),
+    "RANPD.ShadowExpBitsCandidate": ("bit", "expected delivered bits of the candidate's choices"),
+    "RANPD.ShadowExpBitsApplied": ("bit", "expected delivered bits of the applied choices"),
 }
 DECISIONS, FALLBACKS = "RANPD.LaDecisionNbr", "RANPD.LaFallbackNbr"
 MAX_BINS = 64          # values per record (the widest distribution has 32 bins)

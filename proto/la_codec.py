@@ -215,3 +215,54 @@ def decode_control(control: e2ap_pb2.RICControlRequest) -> ControlDecision:
     if ue.size != mcs.size:
         raise _invalid(f"control has {ue.size} UEs but {mcs.size} MCS values")
     return ControlDecision(head.slot, head.indication_sequence_number, ue, mcs)
+
+
+# ---- near-RT loop: model controls (the E2 node as inference host) ----
+MAX_MODEL_VERSION_CHARS = 128
+
+
+@dataclass
+class ModelControl:
+    """One model command of the near-RT loop (`e2sm_la.proto`, ModelCommand); `onnx`, `card_json`
+    and `activate` are set for DEPLOY only."""
+
+    command: int
+    model_version: str
+    onnx: bytes = b""
+    card_json: str = ""
+    activate: bool = False
+
+
+def encode_model_control(command: int, model_version: str, onnx: bytes = b"", card_json: str = "",
+                         activate: bool = False) -> tuple[bytes, bytes]:
+    """(header, message) bytes of a model control; the message is empty except for DEPLOY."""
+    header = e2sm_la_pb2.LaModelControlHeader(command=command, model_version=model_version)
+    message = e2sm_la_pb2.LaModelDeploy(onnx=onnx, card_json=card_json, activate=activate) \
+        if command == e2sm_la_pb2.MODEL_COMMAND_DEPLOY else e2sm_la_pb2.LaModelDeploy()
+    return header.SerializeToString(), message.SerializeToString()
+
+
+def decode_model_control(control: e2ap_pb2.RICControlRequest) -> ModelControl:
+    """Parse a model control (raises CodecError: malformed, unknown command, DEPLOY without a model)."""
+    head = _parse(e2sm_la_pb2.LaModelControlHeader, control.header, "model control header")
+    msg = _parse(e2sm_la_pb2.LaModelDeploy, control.message, "model control message")
+    if head.command not in e2sm_la_pb2.ModelCommand.values() or head.command == e2sm_la_pb2.MODEL_COMMAND_UNSPECIFIED:
+        raise _invalid(f"unknown model command {head.command}")
+    if not head.model_version or len(head.model_version) > MAX_MODEL_VERSION_CHARS or \
+            not head.model_version.isprintable():
+        raise _invalid(f"model_version must be 1..{MAX_MODEL_VERSION_CHARS} printable characters")
+    deploy = head.command == e2sm_la_pb2.MODEL_COMMAND_DEPLOY
+    if deploy and (not msg.onnx or not msg.card_json):
+        raise _invalid("DEPLOY carries no ONNX model or no model card")
+    return ModelControl(head.command, head.model_version, msg.onnx, msg.card_json, msg.activate) if deploy else \
+        ModelControl(head.command, head.model_version)
+
+
+def encode_model_status(active: str | None, candidate: str | None, previous: str | None) -> bytes:
+    """The node's models after a command (RIC Control Acknowledge outcome); None = none (OLLA)."""
+    return e2sm_la_pb2.LaModelStatus(active=active or "", candidate=candidate or "",
+                                      previous=previous or "").SerializeToString()
+
+
+def decode_model_status(outcome: bytes) -> e2sm_la_pb2.LaModelStatus:
+    return _parse(e2sm_la_pb2.LaModelStatus, outcome, "model status")

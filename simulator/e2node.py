@@ -22,24 +22,31 @@ budget on the wall clock (default: one slot of the scenario's numerology, TS 38.
 counted like the reported RTT from the moment the node starts encoding the indication until it
 has read the control.
 
+Two loops (`loop`). `rt` (above): the xApp decides every slot over E2. `near-rt`: the node is the
+inference host (`ranpd.simulator.nearrt`): it subscribes to the LA function's POLICY action, runs
+the model the xApp deploys in its own slot loop (shadow first, then promoted; OLLA while none is
+active and for the UEs the guard hands back), carries out the xApp's promote, discard and rollback
+controls, and adds the model's decisions and the shadow comparison to every KPM report. The link
+being down costs the near-RT node nothing: it keeps deciding with what it runs.
+
 The connection itself (setup, subscriptions, frames) is `ranpd.proto.e2link.E2Link`.
 """
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import click
 import numpy as np
 
 from ranpd.proto import e2ap_pb2, kpm, la_codec
-from ranpd.proto.e2link import (KPM_ACTION_ID, KPM_REQUEST_ID, LA_ACTION_ID, REQUEST_ID, E2Link, E2LinkError,
-                                 parse_address)
-from ranpd.proto.framing import message_type, wrap
+from ranpd.proto.e2link import (KPM_ACTION_ID, KPM_REQUEST_ID, LA_ACTION_ID, LOOPS, MODEL_REQUEST_ID, REQUEST_ID,
+                                 E2Link, E2LinkError, parse_address)
+from ranpd.proto.framing import CodecError, message_type, wrap
 from ranpd.simulator.engine import Simulation
+from ranpd.simulator.guard import GuardConfig
+from ranpd.simulator.nearrt import CommandRefused, InferenceHost, ModelLoader
 from ranpd.simulator.observation import DEFAULT_BLER_TARGET
 from ranpd.simulator.policies import Olla, parse_bler_target
 from ranpd.simulator.report import SlotReport
@@ -64,6 +71,7 @@ class LoopStats:
     connect_failures: int = 0
     kpm_reports: int = 0         # KPM REPORT indications sent (one per granularity period on a link)
     kpm_errors: int = 0          # ErrorIndications the xApp sent about them
+    model_decisions: int = 0     # near-RT: UE-slots the node's active model decided
     # Indication built -> control read; a late control counts until the node read it (upper bound).
     rtt_ns: list[int] = field(default_factory=list)
 
@@ -71,7 +79,7 @@ class LoopStats:
         rtt = np.asarray(self.rtt_ns, np.float64) / 1e3
         percentile = (lambda q: float(np.percentile(rtt, q))) if rtt.size else (lambda q: None)
         return {
-            "decisions": self.xapp_decisions + self.fallbacks,
+            "decisions": self.xapp_decisions + self.model_decisions + self.fallbacks,
             "scheduled": self.scheduled,
             "xapp_decisions": self.xapp_decisions,
             "fallbacks": self.fallbacks,
@@ -86,6 +94,7 @@ class LoopStats:
             "connect_failures": self.connect_failures,
             "kpm_reports": self.kpm_reports,
             "kpm_errors": self.kpm_errors,
+            "model_decisions": self.model_decisions,
         }
 
 
@@ -97,11 +106,13 @@ class KpmCollector:
     the period (kbit/s), the cell value is its mean over the UEs with feedback; TB.TotNbrDl(Initial)
     and TB.IntialErrNbrDl count HARQ feedback of all / first transmissions and first-transmission
     NACKs; CARR.WBCQIDist and CARR.PDSCHMCSDist are histograms of reported CQI and of first-
-    transmission MCS. The period's first-transmission BLER is IntialErrNbrDl / TotNbrDlInitial.
+    transmission MCS. The period's first-transmission BLER is IntialErrNbrDl / TotNbrDlInitial;
+    TB.ResidualErrNbrDl counts NACKs on a TB's last allowed transmission (lost to HARQ).
     """
 
-    def __init__(self, period_slots: int, slot_duration_s: float):
+    def __init__(self, period_slots: int, slot_duration_s: float, max_transmissions: int):
         self.period_slots, self.period_s = period_slots, period_slots * slot_duration_s
+        self.max_transmissions = max_transmissions
         self.start(time.monotonic_ns())
 
     def start(self, now_ns: int) -> None:
@@ -116,7 +127,8 @@ class KpmCollector:
         if report.cqi_value.size:
             self._cqi.append(report.cqi_value)
 
-    def records(self, decisions: int, fallbacks: int) -> tuple[kpm.Records, dict[int, kpm.Records]]:
+    def records(self, decisions: int, fallbacks: int, extra: kpm.Records | None = None
+                ) -> tuple[kpm.Records, dict[int, kpm.Records]]:
         ue, ack, tbs, tx, mcs = (np.concatenate(c) for c in zip(*self._harq)) if self._harq else \
             (np.zeros(0, np.int64), np.zeros(0, bool), *(np.zeros(0, np.int64) for _ in range(3)))
         first, served = tx == 1, np.unique(ue)
@@ -127,10 +139,12 @@ class KpmCollector:
             "TB.TotNbrDl": [float(ue.size)],
             "TB.TotNbrDlInitial": [float(first.sum())],
             "TB.IntialErrNbrDl": [float((first & ~ack).sum())],
+            "TB.ResidualErrNbrDl": [float(((tx >= self.max_transmissions) & ~ack).sum())],
             "CARR.WBCQIDist": np.bincount(np.clip(cqi, 0, 15), minlength=16).astype(float).tolist(),
             "CARR.PDSCHMCSDist": np.bincount(np.clip(mcs[first], 0, 31), minlength=32).astype(float).tolist(),
             kpm.DECISIONS: [float(decisions)],
             kpm.FALLBACKS: [float(fallbacks)],
+            **(extra or {}),
         }
         return cell, {int(u): {"DRB.UEThpDl": [float(k)]} for u, k in zip(served, ue_kbps)}
 
@@ -141,15 +155,29 @@ class E2Node:
     The fallback OLLA runs at the operator's first-tx BLER target `bler_target` (10% in throughput
     mode, None), and decides every UE the xApp's control leaves out (e.g. one its guard handed
     back). `run(slots)` returns the KPIs of `Simulation.kpis()` plus the loop's `LoopStats.summary`.
+
+    `loop="near-rt"` makes the node the inference host (module docstring): `load_model` validates
+    a deployed model (ONNX bytes, card JSON), `guard` is the node's per-UE guard around it, and
+    after each (re)connection the node waits up to `model_wait_s` for the xApp's first model
+    control before its next slot.
     """
 
     def __init__(self, scenario: Scenario, xapp: tuple[str, int], seed: int = 0, n_ues: int | None = None,
                  deadline_us: float | None = None, backoff_s: tuple[float, float] = (0.01, 1.0),
                  realtime: bool = False, connect_timeout_s: float = 2.0, kpm_period_ms: int = 100,
-                 bler_target: float | None = DEFAULT_BLER_TARGET):
+                 bler_target: float | None = DEFAULT_BLER_TARGET, loop: str = "rt",
+                 load_model: ModelLoader | None = None, guard: GuardConfig | None = GuardConfig(),
+                 model_wait_s: float = 1.0):
+        if loop not in LOOPS:
+            raise ValueError(f"loop must be one of {LOOPS}, got {loop!r}")
+        if loop == "near-rt" and (load_model is None or not kpm_period_ms):
+            raise ValueError("the near-RT loop needs a model loader and KPM reports (kpm_period_ms > 0)")
+        self.loop, self.load_model, self.guard, self.model_wait_s = loop, load_model, guard, model_wait_s
+        self.host: InferenceHost | None = None       # near-RT: the node's models, set up by `run`
         self.scenario, self.seed, self.n_ues = scenario, seed, n_ues
+        self.bler_target = bler_target
         self.olla_target = DEFAULT_BLER_TARGET if bler_target is None else bler_target
-        self.host, self.port = xapp
+        self.address, self.port = xapp
         self.deadline_us = scenario.slot_duration_s * 1e6 if deadline_us is None else float(deadline_us)
         if self.deadline_us <= 0:
             raise ValueError(f"deadline must be positive, got {self.deadline_us} us")
@@ -174,7 +202,8 @@ class E2Node:
         if self._link is not None or time.monotonic() < self._next_attempt:
             return self._link
         try:
-            self._link = E2Link(self.host, self.port, self.node_id, self.connect_timeout_s, self.kpm_period_ms)
+            self._link = E2Link(self.address, self.port, self.node_id, self.connect_timeout_s, self.kpm_period_ms,
+                                self.loop)
         except E2LinkError as exc:
             self.last_error = str(exc)
             self.stats.connect_failures += 1
@@ -184,6 +213,12 @@ class E2Node:
         self.stats.reconnects += self.ever_connected
         self.ever_connected = True
         self._backoff_s = self.backoff_initial_s
+        if self.loop == "near-rt":
+            try:
+                self._serve_controls(self._link, time.monotonic_ns() + int(self.model_wait_s * 1e9))
+            except E2LinkError as exc:
+                self.last_error = str(exc)
+                self._drop_link()
         return self._link
 
     def disconnect(self) -> None:
@@ -264,11 +299,21 @@ class E2Node:
             call_process_id=control.call_process_id, cause=e2ap_pb2.CAUSE_CONTROL_TOO_LATE,
             text="control arrived after the slot's deadline; the node used OLLA")))
 
-    def _send_kpm(self, collector: KpmCollector, counted: tuple[int, int]) -> None:
-        """Send the period's KPM REPORT when the link has a KPM subscription; start a new period."""
+    def _send_kpm(self, collector: KpmCollector, counted: tuple[int, int, int]) -> None:
+        """Send the period's KPM REPORT when the link has a KPM subscription; start a new period.
+        Near-RT reports add the active model's decisions and the candidate's shadow comparison."""
         stats, link = self.stats, self._link
+        extra = None
+        if self.host is not None:
+            shadow = self.host.take_shadow()
+            extra = {"RANPD.LaModelDecisionNbr": [float(stats.model_decisions - counted[2])]}
+            if shadow.decisions:
+                extra |= {"RANPD.ShadowDecisionNbr": [float(shadow.decisions)],
+                          "RANPD.ShadowDisagreeNbr": [float(shadow.disagreements)],
+                          "RANPD.ShadowExpBitsCandidate": [shadow.expected_bits_candidate],
+                          "RANPD.ShadowExpBitsApplied": [shadow.expected_bits_applied]}
         if link is not None and link.kpm_subscribed:
-            cell, ues = collector.records(stats.scheduled - counted[0], stats.fallbacks - counted[1])
+            cell, ues = collector.records(stats.scheduled - counted[0], stats.fallbacks - counted[1], extra)
             header, message = kpm.encode_report(cell, ues, sender_name=self.node_id,
                                                 granularity_period_ms=self.kpm_period_ms,
                                                 collection_start_ns=collector.start_ns)
@@ -283,9 +328,54 @@ class E2Node:
                 self._drop_link()
         collector.start(time.monotonic_ns())
 
+    # ------------------------------------------------------------------ near-RT: model controls
+    def _serve_controls(self, link: E2Link, until_ns: int) -> None:
+        """Carry out the xApp's model controls that arrive before `until_ns` (all already received
+        when it is now); with a wait, return after the first one and what came with it."""
+        while (envelope := link.receive(until_ns)) is not None:
+            kind = message_type(envelope)
+            if kind == "ric_control_request" and envelope.ric_control_request.request_id == MODEL_REQUEST_ID:
+                link.send(wrap(self._model_control(envelope.ric_control_request)))
+                until_ns = 0                     # then only what has already arrived
+            elif kind == "error_indication" and envelope.error_indication.cause in RESUBSCRIBE_CAUSES:
+                raise E2LinkError(f"xApp lost the subscription: {e2ap_pb2.Cause.Name(envelope.error_indication.cause)}")
+            elif kind == "error_indication":
+                self.stats.error_indications += 1
+                self.stats.kpm_errors += envelope.error_indication.ran_function_id == kpm.KPM_RAN_FUNCTION.id
+            elif kind == "reset_request":
+                link.send(wrap(e2ap_pb2.ResetResponse(), envelope.transaction_id))
+                raise E2LinkError("xApp reset the E2 connection")
+
+    def _model_control(self, control: e2ap_pb2.RICControlRequest):
+        """The node's answer to one model control: Acknowledge with its models, or Failure."""
+        ids = dict(request_id=control.request_id, ran_function_id=control.ran_function_id,
+                   call_process_id=control.call_process_id)
+        try:
+            self.host.command(la_codec.decode_model_control(control))
+        except (CodecError, CommandRefused) as exc:
+            return e2ap_pb2.RICControlFailure(**ids, cause=exc.cause, text=str(exc)[:500])
+        return e2ap_pb2.RICControlAcknowledge(**ids, outcome=la_codec.encode_model_status(*self.host.status()))
+
+    def _decide_inline(self, report: SlotReport, olla: Olla, fallback: np.ndarray) -> np.ndarray:
+        """Near-RT: the xApp's model controls first, then the node's own models decide."""
+        if (link := self._ensure_link()) is not None:
+            try:
+                self._serve_controls(link, 0)
+            except E2LinkError as exc:
+                self.last_error = str(exc)
+                self._drop_link()
+        mcs, from_model = self.host.decide(report, fallback, olla.offset_db)
+        self.stats.scheduled += mcs.size
+        self.stats.model_decisions += from_model
+        self.stats.fallbacks += mcs.size - from_model
+        return mcs
+
     def decide(self, report: SlotReport, olla: Olla) -> np.ndarray:
-        """The MCS of every UE of `report`: the xApp's where in time, OLLA's elsewhere."""
+        """The MCS of every UE of `report`: the xApp's where in time (near-RT: the node's active
+        model's), OLLA's elsewhere."""
         fallback = olla.decide(report)          # OLLA sees every report, always ready
+        if self.loop == "near-rt":
+            return self._decide_inline(report, olla, fallback)
         link = self._ensure_link()
         xapp_mcs = None
         if link is not None:
@@ -313,11 +403,14 @@ class E2Node:
         sim = Simulation(self.scenario, seed=self.seed, n_ues=self.n_ues)
         olla = Olla(target_bler=self.olla_target)
         olla.reset(sim.n_ues, sim.mcs_table, sim.cqi_table)
+        if self.loop == "near-rt":
+            self.host = InferenceHost(self.load_model, sim.n_ues, sim.mcs_table, sim.cqi_table, self.bler_target,
+                                      self.guard, self.scenario.max_transmissions)
         report = sim.reset()
         start = time.monotonic()
         collector = KpmCollector(max(1, round(self.kpm_period_ms * 1e-3 / sim.slot_duration_s)),
-                                 sim.slot_duration_s) if self.kpm_period_ms else None
-        counted = (0, 0)            # (scheduled, fallbacks) at the start of the KPM period
+                                 sim.slot_duration_s, self.scenario.max_transmissions) if self.kpm_period_ms else None
+        counted = (0, 0, 0)         # (scheduled, fallbacks, model decisions) at the start of the KPM period
         try:
             for i in range(slots):
                 if max_wall_s is not None and time.monotonic() - start >= max_wall_s:
@@ -331,79 +424,21 @@ class E2Node:
                     collector.add(report)
                     if collector.slots == collector.period_slots:
                         self._send_kpm(collector, counted)
-                        counted = (self.stats.scheduled, self.stats.fallbacks)
+                        counted = (self.stats.scheduled, self.stats.fallbacks, self.stats.model_decisions)
         finally:
             if self._link is not None:
                 self._link.close()
                 self._link = None
         return {**sim.kpis(), "policy": "xapp", "reached_xapp": self.ever_connected,
-                "olla_bler_target": self.olla_target,
-                **self.stats.summary(self.deadline_us)}
+                "olla_bler_target": self.olla_target, "loop": self.loop,
+                **self.stats.summary(self.deadline_us), **self._model_summary()}
 
-
-@click.command("e2node")
-@click.option("--xapp", "address", required=True, metavar="HOST:PORT", help="The xApp's E2 address.")
-@click.option("--scenario", "-s", default="uma-mid-vehicular", show_default=True,
-              help="Built-in scenario name (see `ranpd scenarios`) or a YAML/JSON scenario file.")
-@click.option("--slots", type=click.IntRange(min=1), default=2000, show_default=True, help="Slots to simulate.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed (reproduces the channel bit for bit).")
-@click.option("--ues", type=click.IntRange(min=1), default=None, help="UEs (default: the scenario's).")
-@click.option("--deadline-us", type=click.FloatRange(min=1.0), default=None,
-              help="Per-slot round-trip budget on the wall clock (default: one slot of the scenario).")
-@click.option("--realtime", is_flag=True, help="Pace slots at the scenario's slot duration, as a gNB does.")
-@click.option("--kpm-period-ms", type=click.IntRange(min=0), default=100, show_default=True,
-              help="KPM REPORT granularity period in simulated time (0: send no KPM reports).")
-@click.option("--bler-target", default="0.1", show_default=True, metavar="{T|max}",
-              help="Operator first-tx BLER target of the fallback OLLA, in (0, 1); 'max' (throughput mode) "
-                   "runs it at 0.1.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of KPIs and loop statistics.")
-def e2node_command(address, scenario, slots, seed, ues, deadline_us, realtime, kpm_period_ms, bler_target,
-                   as_json) -> None:
-    """Run the simulator as an E2 node against an xApp.
-
-    Each slot it sends an E2 indication, applies the xApp's MCS when the control arrives before
-    the deadline, and its own OLLA otherwise; it reconnects with backoff when the xApp goes away.
-    Every KPM period it sends a KPM report (cell throughput, BLER counts, fallbacks). Prints the
-    KPIs of `ranpd simulate` plus rtt_p50_us, rtt_p99_us, fallback_rate, reconnects, kpm_reports;
-    exits 1 when it never reached the xApp.
-    """
-    from rich.progress import Progress
-
-    from ranpd.simulator.cli import load_scenario_or_fail
-
-    try:
-        host, port = parse_address(address)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--xapp") from exc
-    try:
-        target = parse_bler_target(bler_target)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--bler-target") from exc
-    sc = load_scenario_or_fail(scenario)
-    node = E2Node(sc, (host, port), seed=seed, n_ues=ues, deadline_us=deadline_us, realtime=realtime,
-                  kpm_period_ms=kpm_period_ms, bler_target=target)
-    if as_json:
-        click.echo(json.dumps(kpis := node.run(slots)))
-    else:
-        with Progress(transient=True) as progress:
-            task = progress.add_task(f"{sc.name} via {address}", total=slots)
-            kpis = node.run(slots, on_slot=lambda i: progress.update(task, completed=i))
-        _print_summary(kpis, sc.name, slots, seed, address)
-    if not kpis["reached_xapp"]:
-        raise click.ClickException(f"never reached the xApp at {address} ({kpis['connect_failures']} attempts; "
-                                   f"last: {node.last_error}): every decision was the node's own OLLA")
-
-
-def _print_summary(kpis: dict, scenario: str, slots: int, seed: int, address: str) -> None:
-    from rich.console import Console
-
-    from ranpd.simulator.cli import kpi_table
-
-    console = Console()
-    console.print(kpi_table(f"{scenario}: {kpis['ues']} UEs, {slots} slots, seed {seed}, xApp {address}",
-                            {"xApp + OLLA fallback": kpis}))
-    rtt = (f"{kpis['rtt_p50_us']:.0f} / {kpis['rtt_p99_us']:.0f} us" if kpis["rtt_samples"] else "n/a")
-    console.print(f"decisions {kpis['decisions']}  from xApp {kpis['xapp_decisions']}  "
-                  f"fallback rate {kpis['fallback_rate']:.3%}  RTT p50/p99 {rtt} "
-                  f"(deadline {kpis['deadline_us']:.0f} us)  late {kpis['late_controls']}  "
-                  f"reconnects {kpis['reconnects']}  KPM reports {kpis['kpm_reports']}")
+    def _model_summary(self) -> dict:
+        """Near-RT: the model in use at the end, promotions, rollbacks and every model event."""
+        if self.host is None:
+            return {}
+        events = self.host.events
+        return {"model": self.host.version(self.host.active),
+                "promotions": sum(e.event == "promoted" for e in events),
+                "rollbacks": sum(e.event == "rolled_back" for e in events),
+                "model_events": [vars(e) for e in events]}

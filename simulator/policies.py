@@ -155,7 +155,8 @@ class ObservationPolicy:
     With a `guard` (its thresholds), a `UeGuard` watches every UE's HARQ feedback and rows it hands
     back are decided by an OLLA at the target (10% in throughput mode) that sees every report, as
     the E2 node's fallback does; `max_transmissions` is the scenario's HARQ limit (residual loss).
-    After a run, `policy.guard.handed_back_decisions` counts the UE-slots OLLA decided.
+    After a run, `policy.guard.handed_back_decisions` counts the UE-slots OLLA decided; after each
+    `observe`, `handed_back` marks the report's scheduled UEs the guard gives OLLA.
     """
 
     def __init__(self, score: Callable[[np.ndarray], np.ndarray], name: str = "learned",
@@ -182,18 +183,30 @@ class ObservationPolicy:
             self.fallback.reset(n_ues, mcs_table, cqi_table)
 
     def decide(self, report: SlotReport) -> np.ndarray:
+        return self.choose(self.observe(report), report)
+
+    def observe(self, report: SlotReport) -> np.ndarray:
+        """Apply the report's events (builder, guard and its OLLA) and return the observations of
+        the UEs it schedules: the state every scorer of this slot decides from."""
         obs = self.builder.observe_report(report)
-        target = self.builder.bler_target
         if self.guard is not None:           # the guard and its OLLA see every report
-            fallback = self.fallback.decide(report)
-            self.guard.apply_harq(report.harq_ue, report.harq_ack, report.harq_tx, report.slot,
-                                  target[report.harq_ue])
+            self._fallback_mcs = self.fallback.decide(report)
+            target = self.builder.bler_target
+            self.guard.apply_harq(report.harq_ue, report.harq_ack, report.harq_tx, report.slot, target[report.harq_ue])
+            self.handed_back = self.guard.select(report.ue, report.slot, target[report.ue])
+        return obs
+
+    def choose(self, obs: np.ndarray, report: SlotReport, score: Callable[[np.ndarray], np.ndarray] | None = None,
+               action_mcs: np.ndarray | None = None) -> np.ndarray:
+        """The MCS per `report.ue` from `observe`'s `obs`, scored by `score` through `action_mcs`
+        (default: this policy's own): several models can decide from one observed state, as the
+        E2 node's active and shadow models do (`ranpd.simulator.nearrt`)."""
         if obs.shape[0] == 0:
             return np.zeros(0, np.int64)
-        mcs = scores_to_mcs(self.score(obs), self.action_mcs, self._max_mcs, self.builder.cqi[report.ue])
-        if self.guard is None:
-            return mcs
-        return np.where(self.guard.select(report.ue, report.slot, target[report.ue]), fallback, mcs)
+        score = self.score if score is None else score
+        action_mcs = self.action_mcs if action_mcs is None else action_mcs
+        mcs = scores_to_mcs(score(obs), action_mcs, self._max_mcs, self.builder.cqi[report.ue])
+        return mcs if self.guard is None else np.where(self.handed_back, self._fallback_mcs, mcs)
 
 
 def make_baseline(name: str, **kwargs) -> LinkAdaptationPolicy:

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from ranpd.proto import kpm
-from ranpd.simulator import engine
 from ranpd.proto.e2link import parse_address
 from ranpd.simulator.e2node import E2Node, KpmCollector
 from ranpd.simulator.engine import run_policy
@@ -40,23 +39,6 @@ def _xapp(student, port: int = 0) -> XappThread:
 
 def _kpis(result: dict) -> dict:
     return {key: result[key] for key in KPI_KEYS}
-
-
-@pytest.fixture
-def counted_steps(monkeypatch):
-    """Counts the UE-slots the simulation transmits anew and the valid MCS values it was given."""
-    counts = {"scheduled": 0, "given": 0}
-    step = engine.Simulation.step
-
-    def counting_step(self, mcs):
-        outcome = step(self, mcs)
-        mcs = np.asarray(mcs)
-        counts["scheduled"] += outcome.ue.size
-        counts["given"] += int(((mcs >= 0) & (mcs <= self.max_mcs)).sum())
-        return outcome
-
-    monkeypatch.setattr(engine.Simulation, "step", counting_step)
-    return counts
 
 
 def test_parse_address():
@@ -255,15 +237,19 @@ def test_xapp_process_sigkilled_mid_run_node_falls_back_and_reconnects(student, 
 
 
 def test_kpm_collector_counts_a_period():
-    """Two slots of feedback, 2 ms period: TB counts, first-transmission errors, throughput per UE."""
-    collector = KpmCollector(period_slots=2, slot_duration_s=1e-3)
+    """Two slots of feedback, 2 ms period: TB counts, first-transmission errors, residual losses
+    (a NACK on the last of 2 allowed transmissions), throughput per UE."""
+    collector = KpmCollector(period_slots=2, slot_duration_s=1e-3, max_transmissions=2)
     collector.add(SlotReport(slot=1, harq_ue=np.array([0, 1]), harq_ack=np.array([True, False]),
                              harq_tbs=np.array([1000, 2000]), harq_tx=np.array([1, 1]), harq_mcs=np.array([5, 6]),
                              cqi_ue=np.array([0]), cqi_value=np.array([7]), cqi_slot=np.array([0])))
     collector.add(SlotReport(slot=2, harq_ue=np.array([1, 0]), harq_ack=np.array([True, True]),
                              harq_tbs=np.array([2000, 500]), harq_tx=np.array([2, 1]), harq_mcs=np.array([6, 9])))
+    collector.add(SlotReport(slot=3, harq_ue=np.array([1]), harq_ack=np.array([False]), harq_tbs=np.array([900]),
+                             harq_tx=np.array([2]), harq_mcs=np.array([6])))
     cell, ues = collector.records(decisions=10, fallbacks=3)
-    assert (cell["TB.TotNbrDl"], cell["TB.TotNbrDlInitial"], cell["TB.IntialErrNbrDl"]) == ([4.0], [3.0], [1.0])
+    assert (cell["TB.TotNbrDl"], cell["TB.TotNbrDlInitial"], cell["TB.IntialErrNbrDl"]) == ([5.0], [3.0], [1.0])
+    assert cell["TB.ResidualErrNbrDl"] == [1.0]
     assert ues == {0: {"DRB.UEThpDl": [750.0]}, 1: {"DRB.UEThpDl": [1000.0]}}   # acked bits / 2 ms, kbit/s
     assert cell["DRB.UEThpDl"] == [875.0]
     assert np.flatnonzero(cell["CARR.PDSCHMCSDist"]).tolist() == [5, 6, 9]      # first transmissions only

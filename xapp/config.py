@@ -110,6 +110,11 @@ class XappSettings(BaseSettings):
                         "or residual-loss rate breaks a limit (ranpd.simulator.guard)")
     model_latency_budget_us: float = Field(500.0, gt=0, description="a model is refused if the p99 CPU "
                                            "time of its 64-UE batch inference exceeds this (one 30 kHz slot)")
+    shadow_reports: int = Field(10, ge=0, le=1000, description="near-RT loop: KPM periods a model deployed to a "
+                                "node runs in shadow before it may be promoted (0: it decides at once)")
+    shadow_min_gain: float = Field(-0.02, ge=-1.0, le=1.0, description="near-RT loop: promote after the shadow "
+                                   "period only if the node's expected delivered bits of the model's choices are at "
+                                   "least (1 + this) times those of the applied choices")
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -8,6 +8,12 @@ Procedures (O-RAN.WG3.E2AP §8): E2 Setup, RIC Subscription, RIC Subscription De
 Indication (INSERT for link adaptation -> RIC Control Request; REPORT for KPM -> metrics), RIC
 Control Acknowledge / Failure (the node's verdict on a control), Error Indication, Reset.
 
+Two loops. Real-time: an LA subscription with an INSERT action; every indication is answered
+with the MCS of its UEs. Near-RT: an LA subscription with a POLICY action makes the node the
+inference host; its `ModelSupervisor` (xapp/supervisor.py) deploys the serving model to it,
+promotes or discards it after the shadow period and rolls it back on regression, all driven by
+the node's KPM reports and its verdicts on those model controls.
+
 Conformance and bounds (E2AP §9.2): a second E2 Setup starts the session afresh; a RIC request
 id already subscribed is refused, not replaced; a subscription has 1..16 actions
 (maxofRICactionID) with distinct ids in 0..255; a node's slots never go backwards; an
@@ -35,14 +41,17 @@ from ranpd.xapp.budgets import wire
 from ranpd.xapp.metrics import cause_name
 from ranpd.xapp.service import XappService
 from ranpd.xapp.state import UeStateStore
+from ranpd.xapp.supervisor import ModelControls, ModelSupervisor
 
 log = logging.getLogger(__name__)
 
 SUPPORTED_FUNCTIONS = {la_codec.LA_RAN_FUNCTION.id: la_codec.LA_RAN_FUNCTION,
                        kpm.KPM_RAN_FUNCTION.id: kpm.KPM_RAN_FUNCTION}
-# The action type each service model supports, and its event trigger.
-SUPPORTED_ACTIONS = {la_codec.LA_RAN_FUNCTION.id: (e2.ACTION_TYPE_INSERT, "per_slot_insert"),
-                     kpm.KPM_RAN_FUNCTION.id: (e2.ACTION_TYPE_REPORT, "report_period_ms")}
+# The action types each service model supports, each with its event trigger: LA's INSERT is the
+# real-time loop, its POLICY the near-RT loop (the node runs the deployed model).
+SUPPORTED_ACTIONS = {la_codec.LA_RAN_FUNCTION.id: {e2.ACTION_TYPE_INSERT: "per_slot_insert",
+                                                   e2.ACTION_TYPE_POLICY: "report_period_ms"},
+                     kpm.KPM_RAN_FUNCTION.id: {e2.ACTION_TYPE_REPORT: "report_period_ms"}}
 IDLE_SWEEP_EVERY = 1024      # indications between sweeps for idle UEs
 MAX_ACTIONS = 16             # E2AP maxofRICactionID
 MAX_ACTION_ID = 255          # E2AP RIC Action ID, INTEGER (0..255)
@@ -68,6 +77,8 @@ class E2Session:
         self._target_version = -1                               # of service.bler_targets applied
         self._last_slot = -1
         self._clock_offset: int | None = None     # min(received - node timestamp), ns
+        self.supervisor: ModelSupervisor | None = None          # near-RT loop: the node runs the model
+        self._controls: ModelControls | None = None
         self._handlers: dict[str, Callable] = {
             "e2_setup_request": self.on_setup,
             "ric_subscription_request": self.on_subscription,
@@ -164,18 +175,34 @@ class E2Session:
         if max(action_ids) > MAX_ACTION_ID or len(set(action_ids)) != len(action_ids):
             return self.error(e2.CAUSE_INVALID_FIELD, f"action ids must be distinct and in "
                                                       f"0..{MAX_ACTION_ID}: {action_ids}", *context)
-        action_type, trigger = SUPPORTED_ACTIONS[function]
-        if request.event_trigger.WhichOneof("trigger") != trigger:
-            return self.error(e2.CAUSE_ACTION_NOT_SUPPORTED,
-                              f"RAN function {function} needs event trigger {trigger}", *context)
+        trigger, supported = request.event_trigger.WhichOneof("trigger"), SUPPORTED_ACTIONS[function]
+        if trigger not in supported.values():
+            return self.error(e2.CAUSE_ACTION_NOT_SUPPORTED, f"RAN function {function} needs event trigger "
+                                                             f"{' or '.join(sorted(set(supported.values())))}", *context)
+        policy = False
         for action in request.actions:
-            if action.type == action_type:
+            if supported.get(action.type) == trigger:
                 response.admitted_action_ids.append(action.action_id)
+                policy |= action.type == e2.ACTION_TYPE_POLICY
             else:
                 response.not_admitted.add(action_id=action.action_id, cause=e2.CAUSE_ACTION_NOT_SUPPORTED)
-        if response.admitted_action_ids:
-            self.subscriptions[key] = function
-        return self._reply(response, tid)
+        if policy and self.supervisor is not None:
+            return self.error(e2.CAUSE_INVALID_FIELD, "this node already has a near-RT (POLICY) subscription",
+                              *context)
+        if not response.admitted_action_ids:
+            return self._reply(response, tid)
+        self.subscriptions[key] = function
+        frames = self._reply(response, tid)
+        if policy:                                    # near-RT loop: deploy the serving model
+            settings = self.service.settings
+            self.supervisor = ModelSupervisor(self.service.supervisor_config, self.node_id, self.metrics)
+            self._controls = ModelControls(request.request_id, activate=settings.shadow_reports == 0)
+            frames += self._model_controls(self.supervisor.on_model(self.service.model))
+        return frames
+
+    def _model_controls(self, commands) -> list[bytes]:
+        return [frame for command, model in commands
+                for frame in self._reply(self._controls.request(command, model), 0)]
 
     def on_subscription_delete(self, request: e2.RICSubscriptionDeleteRequest, tid: int, _: int) -> list[bytes]:
         deleted = self.subscriptions.pop(_key(request.request_id), None) is not None
@@ -197,8 +224,7 @@ class E2Session:
         try:
             if function == la_codec.LA_RAN_FUNCTION.id:
                 return self._decide(indication, tid, received_ns)
-            self._kpm(indication)
-            return []
+            return self._kpm(indication)
         except CodecError as exc:
             return self.error(exc.cause, exc.text, tid, **context)
 
@@ -273,7 +299,8 @@ class E2Session:
         self._bler_target = target
         self.metrics.bler_target.labels(self.node_label).set(1.0 if target is None else target)
 
-    def _kpm(self, indication: e2.RICIndication) -> None:
+    def _kpm(self, indication: e2.RICIndication) -> list[bytes]:
+        """KPM REPORT -> metrics (and a fallback warning); near-RT: the supervisor's controls."""
         metrics, node = self.metrics, self.node_label
         metrics.kpm_indications.inc()
         _, cell, _ = kpm.decode_report(indication.header, indication.message)
@@ -281,9 +308,14 @@ class E2Session:
         for name, values in cell.items():
             if len(values) == 1:
                 metrics.kpm.labels(node, name).set(values[0])
-        if fallback is None:
-            return
-        fallbacks, decisions = fallback
+        if fallback is not None and self.supervisor is None:    # near-RT: OLLA decides until a promotion
+            self._watch_fallbacks(*fallback)
+        if self.supervisor is None:
+            return []
+        return self._model_controls(self.supervisor.on_report(cell, self.service.model, self._bler_target))
+
+    def _watch_fallbacks(self, fallbacks: float, decisions: float) -> None:
+        metrics, node = self.metrics, self.node_label
         metrics.node_fallbacks.labels(node).inc(fallbacks)
         ratio = fallbacks / decisions if decisions else 0.0
         metrics.node_fallback_ratio.labels(node).set(ratio)
@@ -295,9 +327,20 @@ class E2Session:
                 decisions, 100 * self.limits.fallback_warn_ratio)
 
     def on_control_acknowledge(self, ack: e2.RICControlAcknowledge, tid: int, _: int) -> list[bytes]:
+        answered = self._controls.answered(ack.call_process_id) if self._controls else None
+        if answered is not None:
+            try:
+                status = la_codec.decode_model_status(ack.outcome)
+            except CodecError as exc:
+                return self.error(exc.cause, exc.text, tid, ack.request_id, ack.ran_function_id)
+            self.supervisor.on_verdict(*answered, status)
         return []
 
     def on_control_failure(self, failure: e2.RICControlFailure, tid: int, _: int) -> list[bytes]:
+        answered = self._controls.answered(failure.call_process_id) if self._controls else None
+        if answered is not None:
+            self.supervisor.on_verdict(*answered, None, f"{cause_name(failure.cause)}: {wire(failure.text, 300)}")
+            return []
         self.metrics.fallbacks.labels(cause_name(failure.cause)).inc()
         return []
 
@@ -319,4 +362,5 @@ class E2Session:
         """Drop subscriptions, UE contexts and the slot and clock history (Reset, new Setup)."""
         self.subscriptions.clear()
         self.store = None
+        self.supervisor = self._controls = None
         self._last_slot, self._clock_offset = -1, None

@@ -88,6 +88,9 @@ class XappMetrics:
         self.ue_evictions = Counter("ranpd_xapp_ue_evictions", "UE contexts evicted (idle or LRU)",
                                     registry=r)
         self.model_info = Info("ranpd_xapp_model", "The serving model", registry=r)
+        self.model_events = Counter("ranpd_xapp_nearrt_model_events", "Near-RT loop: models deployed to nodes "
+                                    "in shadow, promoted, discarded after shadow, refused by a node, rolled back",
+                                    ["event"], registry=r)
         self.model_swaps = Counter("ranpd_xapp_model_swaps", "Model hot-swap attempts", ["result"],
                                    registry=r)
         self.kpm = Gauge("ranpd_xapp_kpm_cell", "Last KPM cell measurement (scalars; first bin of "

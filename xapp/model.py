@@ -148,6 +148,11 @@ class OnnxPolicyModel:
         return validate_model(onnx_bytes, card, limits)
 
     @property
+    def mcs_tables(self) -> list[int] | None:
+        """The MCS tables the model was trained for (its card's)."""
+        return self.card.mcs_tables
+
+    @property
     def version(self) -> str:
         """`name@sha256[:12]` (validation proved the card's sha256 is that of these bytes)."""
         return self.card.version
@@ -321,6 +326,17 @@ def validate_model(onnx_bytes: bytes, card: ModelCard, limits: ModelLimits | Non
                          f"(median {model.latency.median_us:.0f} us), over the budget of "
                          f"{limits.latency_budget_us:.0f} us")
     return model
+
+
+def load_deployed(onnx_bytes: bytes, card_json: str) -> OnnxPolicyModel:
+    """A model an xApp deployed to an E2 node (the near-RT loop's inference host,
+    `ranpd.simulator.nearrt.ModelLoader`): its card parsed, then `validate_model` (observation spec,
+    sha256, ONNX checks, test inferences). Raises ModelError (a ValueError) saying what failed."""
+    try:
+        card = ModelCard.model_validate_json(card_json)
+    except ValueError as exc:                  # pydantic's ValidationError is a ValueError
+        raise ModelError(f"model card does not parse: {str(exc)[:300]}") from exc
+    return validate_model(onnx_bytes, card)
 
 
 async def validate_model_isolated(onnx_bytes: bytes, card: ModelCard, limits: ModelLimits) -> OnnxPolicyModel:

@@ -23,6 +23,7 @@ from ranpd.xapp.model import (PACKAGED_MODEL, ModelError, ModelLimits, ModelSlot
 from ranpd.xapp.model_card import ModelCard
 from ranpd.xapp.model_store import load_persisted_model
 from ranpd.xapp.state import UeStateStore
+from ranpd.xapp.supervisor import SupervisorConfig
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ class XappService:
                                       self.limits.log_window_s)
         self.bler_targets = BlerTargets(settings.bler_target_value)
         self.guard = GuardConfig() if settings.guard else None
+        self.supervisor_config = SupervisorConfig(shadow_reports=settings.shadow_reports,
+                                                  min_expected_gain=settings.shadow_min_gain)
         self.metrics.ue_contexts.set_function(
             lambda: sum(len(s.store) for s in list(self.sessions) if s.store))
         self.metrics.guard_handed_back.set_function(

@@ -58,3 +58,26 @@ def write_synthetic_model(path: str | Path, hidden: tuple[int, ...] = (32, 32, 3
               params=params, onnx_opset=OPSET, bytes=path.stat().st_size,
               sha256=file_sha256(path)).save(card_path_for(path))
     return path
+
+
+def write_constant_model(path: str | Path, action: int, n_actions: int = MAX_SUPPORTED_MCS_ACTIONS) -> Path:
+    """A model whose scores ignore the observation and always rank `action` first: e.g. the top MCS
+    whatever the channel, the deliberately bad model of the near-RT rollback test. Written with
+    its card (name "constant-action-<action>") beside it; returns the ONNX path."""
+    path = Path(path)
+    bias = np.zeros(n_actions, np.float32)
+    bias[action] = 1.0
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["obs", "W", "b"], ["scores"])], "constant_action",
+        [helper.make_tensor_value_info("obs", TensorProto.FLOAT, ["batch", OBS_DIM])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", n_actions])],
+        [numpy_helper.from_array(np.zeros((OBS_DIM, n_actions), np.float32), "W"), numpy_helper.from_array(bias, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ranpd.xapp.synthetic")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    ModelCard(name=f"constant-action-{action}", kind="student",
+              action_table=ActionTable(mcs_table=2, mcs=list(range(n_actions))),
+              architecture=f"constant: always action {action}", params=OBS_DIM * n_actions + n_actions,
+              onnx_opset=OPSET, bytes=path.stat().st_size, sha256=file_sha256(path)).save(card_path_for(path))
+    return path
