@@ -1,6 +1,7 @@
 """The smoke profile end to end: teachers -> distillation -> export -> evaluation -> report, and
 `ranpd evaluate --json` on one of its students."""
 import json
+import shutil
 
 import pytest
 import torch
@@ -66,26 +67,27 @@ def test_smoke_pipeline_measures_parity_int8_and_guard_and_ships_to_the_paths_gi
     assert (out / "shipped" / "default.int8.onnx").is_file() and (out / "shipped" / "report" / "README.md").is_file()
 
 
-def test_a_second_run_into_the_same_directory_resumes_from_the_checkpoints(smoke_run, tmp_path):
+def test_a_second_run_into_the_same_directory_resumes_from_each_job_s_checkpoint(smoke_run, tmp_path):
     from dataclasses import replace
 
-    from ranpd.training.pipeline import TEACHER_SETTINGS, checkpointed
+    from ranpd.training.backend import Backend
+    from ranpd.training.pipeline import TEACHER_SETTINGS, checkpoint_key, run_checkpointed, scenario_sets
 
-    out, _ = smoke_run
+    out, results = smoke_run
     calls = []
     cfg = load_profile("smoke", seed=3)
     other_evaluation = replace(cfg, evaluation=replace(cfg.evaluation, slots=7))
-    result, wall, resumed = checkpointed(out / "checkpoints" / "teachers.pt", TEACHER_SETTINGS,
-                                         lambda *a: calls.append(a), other_evaluation)
-    assert not calls and resumed and "teacher-generalist" in result    # loaded, not retrained
-    assert wall == pytest.approx(results_wall(out)["teachers"])        # with the time it took then
-    _, _, resumed = checkpointed(tmp_path / "teachers.pt", TEACHER_SETTINGS, lambda *a: calls.append(a) or {},
-                                 load_profile("smoke", seed=4))
-    assert len(calls) == 1 and not resumed                             # nothing saved there: trains
-
-
-def results_wall(out):
-    return json.loads((out / "results.json").read_text())["wall_s"]
+    key = checkpoint_key(other_evaluation, TEACHER_SETTINGS, scenario_sets(other_evaluation))
+    jobs = {name: (calls.append, (name,)) for name in ("teacher-generalist", "teacher-mmwave")}
+    saved = shutil.copytree(out / "checkpoints" / "teachers", tmp_path / "teachers")
+    with Backend() as backend:
+        run = run_checkpointed(jobs, key, saved, backend)
+        assert not calls and run.resumed == list(jobs)                  # loaded, not retrained
+        assert run.seconds == {name: results["job_s"][name] for name in jobs}   # with the time each took then
+        other_seed = load_profile("smoke", seed=4)
+        run = run_checkpointed(jobs, checkpoint_key(other_seed, TEACHER_SETTINGS, scenario_sets(other_seed)),
+                               saved, backend)
+    assert calls == list(jobs) and not run.resumed                      # other settings: trains
 
 
 def test_evaluate_json_has_simulate_keys_and_an_olla_object(smoke_run):

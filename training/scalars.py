@@ -28,7 +28,7 @@ class Scalars:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            console.log(f"TensorBoard scalars off (tensorboard is not installed): {TENSORBOARD_INSTALL}")
+            console.log(f"TensorBoard scalars off (tensorboard is not installed): {TENSORBOARD_INSTALL}", markup=False)
             self.summary_writer = None
         else:
             self.summary_writer = SummaryWriter
