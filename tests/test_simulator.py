@@ -130,13 +130,13 @@ def test_gymnasium_env_passes_the_checker_and_matches_the_policy_observation():
     check_env(env, skip_render_check=True)
     obs, info = env.reset(seed=5)
     builder = ObservationBuilder(16, env.sim.mcs_table, env.sim.cqi_table)
-    report = env._report
+    report = env.report
     for _ in range(25):
         expected = builder.observe_report(report)
         np.testing.assert_array_equal(obs[report.ue], expected)
         assert np.array_equal(np.flatnonzero(info["decide_mask"]), report.ue)
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
-        report = env._report
+        report = env.report
         assert 0.0 <= reward <= 1.0 and np.all(info["ue_reward"][~info["reward_mask"]] == 0)
 
 
