@@ -13,6 +13,7 @@ BENCHMARKS = {
     "soak": "ranpd.cli.soak:bench_soak",
     "fuzz": "ranpd.xapp.fuzz:fuzz_command",
     "c-export": "ranpd.xapp.baseband:bench_c_export",
+    "shadow": "ranpd.cli.e2node:bench_shadow",
 }
 SUMMARIES = {
     "sim": "Simulator speed in UE-slots per second on one core.",
@@ -22,6 +23,7 @@ SUMMARIES = {
     "soak": "xApp under N cells for minutes: per-cell fallback and RTT, RSS growth, fd drift.",
     "fuzz": "E2 codecs and handlers under mutated frames and structure-aware envelopes: crashes, causes.",
     "c-export": "Exported C student (fp32, int8) ns per decision at batch 1 and 64, beside onnxruntime.",
+    "shadow": "Near-RT shadow estimate of a model's gain (per SINR-error sigma) beside its closed-loop gain.",
 }
 
 

@@ -101,3 +101,54 @@ def _print_summary(kpis: dict, scenario: str, slots: int, seed: int, address: st
                   f"fallback rate {kpis['fallback_rate']:.3%}  RTT p50/p99 {rtt} "
                   f"(deadline {kpis['deadline_us']:.0f} us)  late {kpis['late_controls']}  "
                   f"reconnects {kpis['reconnects']}  KPM reports {kpis['kpm_reports']}")
+
+
+@click.command("shadow")
+@click.option("--model", "model_path", default="default", show_default=True,
+              help="ONNX student (card beside it), or 'default' for the shipped one.")
+@click.option("--scenario", "-s", "scenarios", multiple=True,
+              default=("uma-mid-pedestrian", "uma-mid-vehicular", "umi-mmwave-pedestrian"), show_default=True,
+              help="Built-in name or scenario file (repeatable).")
+@click.option("--sigma", default="0,1,2,3", show_default=True, help="SINR-estimate errors in dB to compare.")
+@click.option("--slots", type=click.IntRange(min=10), default=2000, show_default=True)
+@click.option("--ues", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--seed", type=int, default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench_shadow(model_path, scenarios, sigma, slots, ues, seed, as_json) -> None:
+    """The near-RT shadow estimate against the truth: per scenario, the expected gain the node
+    reports for the model over OLLA at 10% (at each SINR-estimate error sigma) beside the
+    closed-loop gain of the same model and seed (guard on, as the node runs it)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ranpd.simulator.cli import load_scenario_or_fail
+    from ranpd.simulator.engine import run_policy
+    from ranpd.simulator.guard import GuardConfig
+    from ranpd.simulator.nearrt import shadow_estimate
+    from ranpd.simulator.policies import Olla
+    from ranpd.xapp.model import PACKAGED_MODEL, OnnxPolicyModel
+
+    try:
+        sigmas = [float(s) for s in sigma.split(",")]
+    except ValueError as exc:
+        raise click.BadParameter(f"expected numbers separated by commas: {exc}", param_hint="--sigma") from exc
+    model = OnnxPolicyModel.load(PACKAGED_MODEL if model_path == "default" else model_path)
+    rows = {}
+    for name in scenarios:
+        sc = load_scenario_or_fail(name)
+        truth = run_policy(sc, model.policy(bler_target=0.1, guard=GuardConfig(), max_transmissions=sc.max_transmissions),
+                           slots, seed=seed, n_ues=ues)["throughput_mbps"] / \
+            run_policy(sc, Olla(0.1), slots, seed=seed, n_ues=ues)["throughput_mbps"] - 1.0
+        estimates = {s: shadow_estimate(sc, model, slots, seed, ues, sinr_error_db=s) for s in sigmas}
+        rows[sc.name] = {"closed_loop_gain": truth, "disagreement": estimates[sigmas[0]]["disagreement"],
+                         "expected_gain": {str(s): e["expected_gain"] for s, e in estimates.items()}}
+    if as_json:
+        click.echo(json.dumps({"model": model.version, "slots": slots, "ues": ues, "seed": seed, "scenarios": rows}))
+        return
+    table = Table(title=f"shadow estimate vs closed loop: {model.version}, {ues} UEs, {slots} slots, seed {seed}")
+    for column in ("scenario", "disagreement", *(f"expected gain, sigma {s:g} dB" for s in sigmas), "closed-loop gain"):
+        table.add_column(column, justify="right")
+    for name, row in rows.items():
+        table.add_row(name, f"{row['disagreement']:.0%}", *(f"{g:+.1%}" for g in row["expected_gain"].values()),
+                      f"{row['closed_loop_gain']:+.1%}")
+    Console().print(table)

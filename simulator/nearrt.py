@@ -210,3 +210,25 @@ class InferenceHost:
 
 def _no_model(obs: np.ndarray) -> np.ndarray:
     raise RuntimeError("the node's state policy scores nothing itself; a deployed model does")
+
+
+def shadow_estimate(scenario, model: DeployedModel, slots: int, seed: int = 0, n_ues: int | None = None,
+                    sinr_error_db: float = 2.0, bler_target: float | None = 0.1,
+                    guard: GuardConfig | None = GuardConfig()) -> dict:
+    """The shadow period offline: OLLA at the target decides, `model` runs in shadow; returns its
+    disagreement rate and expected gain as the node would report them (`ranpd bench shadow`)."""
+    from ranpd.simulator.engine import Simulation
+    from ranpd.simulator.policies import Olla
+
+    sim = Simulation(scenario, seed=seed, n_ues=n_ues)
+    olla = Olla(target_bler=bler_target or 0.1)
+    olla.reset(sim.n_ues, sim.mcs_table, sim.cqi_table)
+    host = InferenceHost(lambda *_: model, sim.n_ues, sim.mcs_table, sim.cqi_table, bler_target, guard,
+                         scenario.max_transmissions, sinr_error_db, candidate=model)
+    report = sim.reset()
+    for _ in range(slots):
+        report = sim.step(host.decide(report, olla.decide(report), olla.offset_db)[0]).report
+    shadow = host.shadow
+    return {"disagreement": shadow.disagreements / max(shadow.decisions, 1),
+            "expected_gain": shadow.expected_bits_candidate / shadow.expected_bits_applied - 1.0
+            if shadow.expected_bits_applied else 0.0}

@@ -156,3 +156,15 @@ def test_model_controls_are_validated(command, version, onnx, card, match):
 def test_cli_near_rt_needs_kpm_reports():
     result = CliRunner().invoke(main, ["e2node", "--xapp", "127.0.0.1:9", "--loop", "near-rt", "--kpm-period-ms", "0"])
     assert result.exit_code == 2 and "needs KPM reports" in result.output
+
+
+def test_bench_shadow_reports_the_estimate_beside_the_truth(tmp_path):
+    """`ranpd bench shadow` on a tiny run: for the top-MCS model the estimate at every sigma is a
+    large loss, as is the closed-loop truth."""
+    path = write_constant_model(tmp_path / "top.onnx", action=28)
+    result = CliRunner().invoke(main, ["bench", "shadow", "--model", str(path), "-s", "uma-mid-pedestrian",
+                                       "--slots", "200", "--sigma", "0,2", "--json"])
+    assert result.exit_code == 0, result.output
+    row = __import__("json").loads(result.output)["scenarios"]["uma-mid-pedestrian"]
+    assert row["closed_loop_gain"] < -0.3 and all(g < -0.3 for g in row["expected_gain"].values())
+    assert row["disagreement"] > 0.9
