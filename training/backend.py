@@ -7,15 +7,15 @@ caller can checkpoint each at once. A job's result depends on its arguments only
 ran: the backends give bit-identical results for the same seed.
 
 Ray (the `ray` extra): a local Ray started here (`num_cpus=workers`, no dashboard, worker logs kept
-off the console), or the cluster at `address` (`ray.init(address=...)`), one CPU per task. Ray is
-shut down on exit only if this backend started it.
+off the console), or the cluster at `address` (`ray.init(address=...)`), one CPU per task. On exit
+the local Ray stops and a cluster is left running; a Ray the caller started is left alone.
 """
 from __future__ import annotations
 
 import logging
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent import futures as cf
 from typing import Any, Callable, Iterator
 
 Job = tuple[Callable, tuple]
@@ -39,7 +39,7 @@ class Backend:
         if kind not in BACKENDS:
             raise ValueError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
         self.kind, self.workers, self.address = kind, workers, address
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: cf.ProcessPoolExecutor | None = None
         self._ray = self._remote = None
         self._started_ray = False
 
@@ -47,7 +47,7 @@ class Backend:
         if self.kind == "ray":
             self._start_ray()
         elif self.workers > 1:
-            self._pool = ProcessPoolExecutor(self.workers)
+            self._pool = cf.ProcessPoolExecutor(self.workers)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -68,11 +68,11 @@ class Backend:
 
         self._ray = ray
         if not ray.is_initialized():
-            options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+            quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
             if self.address:
-                ray.init(address=self.address, **options)
+                ray.init(address=self.address, **quiet)
             else:
-                ray.init(num_cpus=self.workers, **options)
+                ray.init(num_cpus=self.workers, include_dashboard=False, **quiet)
             self._started_ray = True
         self._remote = ray.remote(num_cpus=1)(timed_call)
 
@@ -86,11 +86,8 @@ class Backend:
                 yield (refs[done[0]], *self._ray.get(done[0]))
         elif self._pool is not None and len(jobs) > 1:
             futures = {self._pool.submit(timed_call, fn, args): i for i, (fn, args) in enumerate(jobs)}
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield (futures[future], *future.result())
+            for future in cf.as_completed(futures):
+                yield (futures[future], *future.result())
         else:
             for i, (fn, args) in enumerate(jobs):
                 yield (i, *timed_call(fn, args))

@@ -39,7 +39,8 @@ class BlerTarget(click.ParamType):
                    "--set teacher.env_steps=5000 --set distill.hidden=[16,16] --set evaluation.seeds=[1001]. "
                    "Applied after --config. Sections: teacher, distill, evaluation, and top-level fields.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Run directory (default: runs/<profile>-seed<S>).")
+              help="Run directory (default: runs/<profile>-seed<S>). A rerun into it resumes from the teachers "
+                   "and students it has finished (checkpoints/), whatever killed the earlier run.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random stream.")
 @click.option("--ship/--no-ship", default=None,
               help="Install the better student as the packaged default (xapp/models/default.onnx + int8, with "
