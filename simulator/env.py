@@ -154,15 +154,15 @@ class LinkAdaptationEnv(gym.Env):
         if self.render_mode is None:
             gym.logger.warn("render() without a render_mode: make the env with render_mode='ansi'")
             return None
-        deciding = self._info(np.zeros(self.n_ues, bool))["decide_mask"]
+        deciding = set(self._report.ue.tolist())
         tput = self.sim.ue_throughput_mbps()
         lines = [f"slot {self.sim.slot}/{self.episode_slots} {self.sim.scenario.name}",
                  "   ue cqi mcs ack  Mbit/s"]
         for ue in range(self.n_ues):
             sent = self._last_mcs[ue] >= 0
-            lines.append(f"{'*' if deciding[ue] else ' '}{ue:4d} {self.builder.cqi[ue]:3d} "
-                         f"{self._last_mcs[ue] if sent else '-':>3} {('ACK' if self._last_ack[ue] else 'NAK') if sent else '  -'}"
-                         f" {tput[ue]:7.1f}")
+            mcs, ack = (self._last_mcs[ue], "ACK" if self._last_ack[ue] else "NAK") if sent else ("-", "-")
+            lines.append(f"{'*' if ue in deciding else ' '}{ue:4d} {self.builder.cqi[ue]:3d} {mcs:>3} {ack:>3} "
+                         f"{tput[ue]:7.1f}")
         return "\n".join(lines) + "\n"
 
 
@@ -242,6 +242,7 @@ class LinkAdaptationUEEnv(gym.Env):
 
     @property
     def report(self) -> SlotReport:
+        """The current slot's report (the vector env's)."""
         return self.slots.report
 
     @property
@@ -257,7 +258,10 @@ class LinkAdaptationUEEnv(gym.Env):
     def render(self) -> str | None:
         """The vector env's `ansi` text and the UE that decides next."""
         text = self.slots.render()
-        return None if text is None else f"{text}UE {self.deciding_ue} decides next\n"
+        if text is None:
+            return None
+        over = self.slots.sim.slot >= self.slots.episode_slots
+        return text + ("episode over\n" if over else f"UE {self.deciding_ue} decides next\n")
 
 
 class PolicyAgent:

@@ -174,7 +174,13 @@ def test_ansi_render_shows_the_slot_per_ue():
         assert int(cqi) == slots.builder.cqi[ue]
         assert (mcs, ack in ("ACK", "NAK")) == (("7", True) if ue in deciding else ("-", False))
         assert line.startswith("*") == (ue in slots.report.ue)
-    assert gym.make(VECTOR, **SMALL).unwrapped.render() is None     # no render_mode: nothing, and a warning
+    truncated = False
+    while not truncated:
+        *_, truncated, _ = env.step(7)
+    text = env.render()
+    assert text.startswith("slot 40/40 ") and text.endswith("\nepisode over\n")
+    with pytest.warns(UserWarning, match="without a render_mode"):
+        assert gym.make(VECTOR, **SMALL).unwrapped.render() is None
 
 
 @pytest.fixture
