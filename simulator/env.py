@@ -198,8 +198,8 @@ class LinkAdaptationUEEnv(gym.Env):
         self._np_random, self._np_random_seed = self.slots.np_random, self.slots.np_random_seed
         self._mcs = np.zeros(self.n_ues, np.int64)     # the MCS of this slot's decisions so far
         self._position = 0                             # the deciding UE's position in report.ue
-        self._passed: list[SlotReport] = []
         for _ in range(MAX_IDLE_EPISODES):
+            self._passed: list[SlotReport] = []
             if self._pass_idle_slots():
                 return self._matrix[self.deciding_ue].copy(), {}
             self._matrix, _ = self.slots.reset()
