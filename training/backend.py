@@ -68,7 +68,7 @@ class Backend:
 
         self._ray = ray
         if not ray.is_initialized():
-            quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
+            quiet = dict(log_to_driver=False, logging_level=logging.ERROR)
             if self.address:
                 ray.init(address=self.address, **quiet)
             else:
