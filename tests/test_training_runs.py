@@ -136,6 +136,7 @@ def test_train_on_a_folder_of_the_user_s_scenarios_with_the_user_s_held_out_set(
     (lambda d: d, "holds no scenario files"),
     (lambda d: (d / "bad.yaml").write_text("name: [unclosed") and d / "bad.yaml", "cannot parse scenario file"),
     (lambda d: (d / "odd.yaml").write_text("carrier_ghz: -1") and d / "odd.yaml", "invalid scenario file"),
+    (lambda d: [write_scenario(d / name, "uma-mid-highway") for name in ("a.yaml", "a.yml")] and d, "come twice: a"),
 ])
 def test_a_bad_scenario_source_is_a_one_line_error(tmp_path, make, message):
     result = CliRunner().invoke(train, ["--out", str(tmp_path / "run"), "--scenarios", str(make(tmp_path))])
