@@ -403,7 +403,8 @@ def _save_json(path: Path, data: Any) -> None:
 
 
 def run_pipeline(cfg: TrainConfig, out: Path, ship_to: ShipTargets | None = None, workers: int = 1,
-                 command: str = "ranpd train", backend: str = "local", ray_address: str | None = None) -> dict[str, Any]:
+                 command: str = "ranpd train", backend: str = "local",
+                 ray_address: str | None = None) -> dict[str, Any]:
     """Run every stage of `cfg` into `out` on `backend` ('local': `workers` processes; 'ray': Ray
     tasks on a local Ray with `workers` CPUs or the cluster at `ray_address`); return the results
     (also saved as results.json). With `ship_to`, the student with the better built-in figures is
