@@ -163,6 +163,14 @@ class FrameDecoder:
             end = 0
         self._start = end
 
+    def take_rest(self) -> bytes:
+        """The bytes buffered and not yet popped, removed from the decoder (a connection handed
+        to another process carries them along)."""
+        rest = bytes(self._buffer[self._start:])
+        self._buffer.clear()
+        self._start = 0
+        return rest
+
     def feed(self, data: bytes) -> list[e2ap_pb2.Envelope | FrameError]:
         self.push(data)
         out: list[e2ap_pb2.Envelope | FrameError] = []

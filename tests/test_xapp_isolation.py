@@ -209,8 +209,9 @@ def test_misbehaving_peers_do_not_starve_normal_nodes(tmp_path, peers):
     cpu: dict[str, list[float]] = {}
     calm, attacked = isolation_run(tmp_path, os.environ.get("RANPD_ISOLATION_PEERS", peers), cpu)
     (base_fallback, base_p99), (fallback, p99) = typical(calm), typical(attacked)
-    print(f"E2 worker CPU (median of rounds): calm {np.median(cpu['calm']):.0%}, attacked "
-          f"{np.median(cpu['attacked']):.0%} of a core")
+    print(f"E2 CPU (median of rounds, share of a core): main worker calm {np.median(cpu['calm']):.0%}, attacked "
+          f"{np.median(cpu['attacked']):.0%}; front worker calm {np.median(cpu['calm front']):.0%}, attacked "
+          f"{np.median(cpu['attacked front']):.0%}")
     print(f"normal nodes ({len(calm)} calm / {len(attacked)} attacked rounds): fallback (median of rounds) "
           f"{base_fallback:.2%} -> {fallback:.2%}, RTT p99 {base_p99 * 1e3:.2f} -> {p99 * 1e3:.2f} ms; fallback by "
           f"round: calm {[round(summary(r)[0], 4) for r in calm]}, attacked {[round(summary(r)[0], 4) for r in attacked]}")
@@ -236,7 +237,8 @@ def _cpu_s(pid: int) -> float:
 
 def isolation_run(tmp_path, classes: str = "all", cpu: dict | None = None):
     """The normal nodes' RTTs (None: fallback) per round: (calm rounds, attacked rounds). With
-    `cpu`, its "calm"/"attacked" entries get the E2 worker's CPU share (cores) in each round."""
+    `cpu`, its "calm"/"attacked" entries get the main E2 worker's CPU share (cores) in each round,
+    "calm front"/"attacked front" the front worker's."""
     from ranpd.xapp.synthetic import write_synthetic_model
 
     model = write_synthetic_model(tmp_path / "student.onnx")
@@ -247,8 +249,9 @@ def isolation_run(tmp_path, classes: str = "all", cpu: dict | None = None):
         e2_port, http_port = json.loads(xapp.stdout.readline())
         attacker = subprocess.Popen([sys.executable, __file__, "attack", str(e2_port), str(http_port), classes],
                                     stdin=subprocess.PIPE, env=env, text=True)
-        worker = int(subprocess.run(["pgrep", "-P", str(xapp.pid), "-f", "spawn_main"], capture_output=True,
-                                    text=True).stdout.split()[-1])
+        # the E2 workers, main first (started first), then the front
+        main, front = sorted(int(pid) for pid in subprocess.run(["pgrep", "-P", str(xapp.pid), "-f", "spawn_main"],
+                                                                capture_output=True, text=True).stdout.split())
         links = [E2Link("127.0.0.1", e2_port, f"normal-{i}", timeout_s=5.0) for i in range(NODES)]
         phase(links, 0.3, 0)                                          # warm up
         # Alternate calm and attack rounds so that the machine's load drifts alike on both.
@@ -261,11 +264,13 @@ def isolation_run(tmp_path, classes: str = "all", cpu: dict | None = None):
                 late = E2Link("127.0.0.1", e2_port, "late-joiner", timeout_s=5.0)
                 late.send(indication(1, np.arange(4), 1))
                 assert late.receive(time.monotonic_ns() + 1_000_000_000).HasField("ric_control_request")
-            used, start = _cpu_s(worker), time.monotonic()
+            used, start = (_cpu_s(main), _cpu_s(front)), time.monotonic()
             (attacked if round_ % 2 else calm).append(phase(links, PHASE_S, 10_000 * (round_ + 1)))
             if cpu is not None:
-                share = (_cpu_s(worker) - used) / (time.monotonic() - start)
-                cpu.setdefault("attacked" if round_ % 2 else "calm", []).append(share)
+                seconds = time.monotonic() - start
+                condition = "attacked" if round_ % 2 else "calm"
+                cpu.setdefault(condition, []).append((_cpu_s(main) - used[0]) / seconds)
+                cpu.setdefault(f"{condition} front", []).append((_cpu_s(front) - used[1]) / seconds)
         attacker.stdin.close()
         attacker.wait(10)
         return calm, attacked

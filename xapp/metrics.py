@@ -29,20 +29,22 @@ def cause_name(cause: int) -> str:
 
 
 class _Merged:
-    """Collector: this process's metrics plus those of `remote()` (exposition text), series summed."""
+    """Collector: this process's metrics plus those of each `remote()` (exposition text), series summed."""
 
     def __init__(self, own: CollectorRegistry, metrics: "XappMetrics"):
         self.own, self.metrics = own, metrics
 
     def collect(self):
         own = list(self.own.collect())
-        if self.metrics.remote is None:
+        if not self.metrics.remote:
             yield from own
             return
         owner: dict[str, Metric] = {}                      # sample name -> family it goes to
         values: dict[tuple, float] = {}
         families: list[Metric] = []
-        for remote, batch in ((False, own), (True, text_string_to_metric_families(self.metrics.remote().decode()))):
+        batches = [(False, own)] + [(True, text_string_to_metric_families(remote().decode()))
+                                    for remote in list(self.metrics.remote)]
+        for remote, batch in batches:
             for family in batch:
                 for sample in family.samples:
                     if remote and sample.name.endswith("_created"):
@@ -66,7 +68,7 @@ class _Merged:
 
 class XappMetrics:
     def __init__(self) -> None:
-        self.remote: Callable[[], bytes] | None = None     # a child process's exposition, if any
+        self.remote: list[Callable[[], bytes]] = []       # child processes' expositions, if any
         self.registry = CollectorRegistry(auto_describe=False)
         self.own = r = CollectorRegistry()
         self.registry.register(_Merged(r, self))
@@ -106,6 +108,8 @@ class XappMetrics:
                              "their deadline had passed", registry=r)
         self.throttled = Counter("ranpd_xapp_throttled", "Times a connection was paused for using more "
                                  "than its share of the E2 loop", registry=r)
+        self.handed_off = Counter("ranpd_xapp_connections_handed_off", "Connections the main E2 worker took "
+                                  "over from the front at their E2 Setup", registry=r)
         self.dropped = Counter("ranpd_xapp_connections_dropped", "E2 connections closed by the xApp",
                                ["reason"], registry=r)
         self.mcs_table_refusals = Counter("ranpd_xapp_mcs_table_refusals", "LA indications refused "

@@ -19,6 +19,16 @@ loop does nothing but E2. Within the E2 loop no peer can starve the others:
   heavy peers there are;
 - a connection waits for E2 Setup in a bounded pre-setup pool (oldest dropped when full, and
   after `setup_timeout_s`), separate from the `max_connections` slots of set-up nodes;
+- deployed (REST served too), E2 runs in two worker processes: the **front** (CPU nice
+  `FRONT_NICE`) listens and serves every connection until its E2 Setup, then hands the socket
+  (and the bytes it buffered) to the **main** worker, which serves set-up nodes only. A node that
+  turns heavy in the main worker -- its own budget below half, frames that cost more than
+  `HEAVY_FRAME_RATIO` times the other nodes' (median of their running means; one such frame holds
+  every other node's decision up for its whole length), or answers it does not read (write
+  high-water mark) -- is dropped with ErrorIndication OVERLOAD and its node id is sent to the
+  front, which keeps serving it itself for `PENALTY_S` after it reconnects. So garbage, idle sockets, never-set-up peers and heavy nodes all run in a
+  process the kernel preempts for the main worker: isolation by the OS scheduler, not only by the
+  loop's budgets (docs/xapp-isolation.md has the picture);
 - idle, read (a frame left half-sent) and write (a peer that does not read) timeouts drop a
   peer; reading pauses at the write high-water mark, so a peer that never reads costs at most
   `write_high_bytes`.
@@ -30,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 import itertools
 import logging
@@ -41,9 +52,10 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from multiprocessing import reduction
 
 from ranpd.proto import e2ap_pb2 as e2
-from ranpd.proto.framing import FrameDecoder, FrameError
+from ranpd.proto.framing import FrameDecoder, FrameError, encode_frame, message_type
 from ranpd.xapp.budgets import E2Limits, WorkBudget, wire
 from ranpd.xapp.config import XappSettings
 from ranpd.xapp.handlers import E2Session
@@ -59,6 +71,15 @@ ACCEPTS_PER_TURN = 4            # connections accepted per wake-up of the listen
 LISTEN_BACKLOG = 1024           # the kernel's queue of connections not yet accepted
 HEAVY_HOLD_S = 1.0              # a node stays heavy this long after its own budget dipped below half
 REST_NICE = 10                  # the REST thread's CPU priority below E2 (Linux per-thread nice)
+FRONT_NICE = 10                 # the front E2 worker's CPU priority below the main one
+PENALTY_S = 60.0                # a node moved for being heavy is served by the front this long
+MAX_PENALTIES = 4096            # node ids the front remembers as heavy (oldest forgotten)
+HANDOFF_MAX_BYTES = 64 << 10    # a connection with more buffered than this at E2 Setup stays in the front
+HEAVY_FRAME_RATIO = 3.0         # main: frames this many times costlier than the other nodes' move a node
+HEAVY_FRAME_MIN_S = 200e-6      # ... if they also cost at least this much CPU (a cheap node is never moved)
+FRAME_COST_ALPHA = 0.1          # weight of the newest frame in a connection's running mean of frame CPU
+FRAME_CHECK_EVERY = 16          # frames between two checks of a node's frame cost against the others'
+ROLES = ("single", "front", "main")
 
 
 def _closed(session) -> bool:
@@ -78,6 +99,7 @@ class E2Protocol(asyncio.Protocol):
         # would be served ahead of every node for VRUNTIME_SLACK_NS of CPU on each reconnect.
         self.vruntime = server._min_vruntime
         self.heavy_until = 0.0                # monotonic time until which it draws on the heavy budget
+        self.frames, self.frame_cost = 0, 0.0     # frames handled, running mean of their CPU (s)
         self.queued = self.closed = False
         now = time.monotonic()
         self.connected_at = self.last_rx = now
@@ -158,12 +180,20 @@ class E2Protocol(asyncio.Protocol):
             self.transport.write(b"".join(self.session.error(exc.cause, exc.text)))
             self.drop("oversized_frame", flush=True)
             return False
+        if item is not None and not isinstance(item, FrameError) and self.server.hand_off(self, item):
+            return False
         if item is not None:
             out = self.session.error(item.cause, item.text) if isinstance(item, FrameError) else self._handle(item)
             if out and not self.closed:
                 self.transport.write(out[0] if len(out) == 1 else b"".join(out))
         used = time.thread_time_ns() - start     # CPU, not wall time: load on the machine is not work
         self.vruntime += used
+        if item is not None:
+            self.frames += 1
+            self.frame_cost += (used * 1e-9 - self.frame_cost) * (1.0 if self.frames == 1 else FRAME_COST_ALPHA)
+            if self.frames % FRAME_CHECK_EVERY == 0 and self.server.heavy_frames(self):
+                self.server.move(self)
+                return False
         more = self.decoder.complete()
         if not more:
             self._resume("backlog")
@@ -195,6 +225,9 @@ class E2Protocol(asyncio.Protocol):
         wait = budget.spend(seconds)
         now = time.monotonic()
         if budget.tokens < budget.burst / 2:
+            if self.server.role == "main":
+                self.server.move(self)                # to the front, at lower CPU priority
+                return 0.0
             self.heavy_until = now + HEAVY_HOLD_S     # sticky: throttled, its own bucket refills
         if now < self.heavy_until:
             wait = max(wait, self.server.heavy_budget.spend(seconds))
@@ -218,6 +251,8 @@ class E2Protocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         self.write_paused_since = time.monotonic()
         self._pause("write")
+        if self.server.role == "main" and self.session.node_id is not None:
+            asyncio.get_running_loop().call_soon(self.server.move, self, False)   # not inside write()
 
     def resume_writing(self) -> None:
         self.write_paused_since = None
@@ -225,9 +260,17 @@ class E2Protocol(asyncio.Protocol):
 
 
 class E2Server:
-    """The E2 listener on its own thread and event loop; `start()` returns the bound port."""
+    """The E2 server on its own thread and event loop; `start()` returns the bound port.
 
-    def __init__(self, service: XappService):
+    `role`: "single" listens and serves everything; "front" listens, serves connections until
+    their E2 Setup and penalised nodes, and hands the rest to "main" through `channel` (a
+    multiprocessing Connection to the other worker); "main" only serves what it is handed."""
+
+    def __init__(self, service: XappService, role: str = "single", channel=None):
+        if role not in ROLES or (role != "single") != (channel is not None):
+            raise ValueError(f"role {role!r} with{'' if channel is not None else 'out'} a channel")
+        self.role, self.channel = role, channel
+        self.penalties: OrderedDict[str, float] = OrderedDict()     # front: node id -> until (monotonic)
         self.service, self.limits = service, service.limits
         self.pending: OrderedDict[E2Protocol, None] = OrderedDict()   # waiting for E2 Setup
         self.nodes: set[E2Protocol] = set()                           # set up
@@ -284,6 +327,86 @@ class E2Server:
         self.service.metrics.connections.inc()
         return True
 
+    # -- the two workers (front and main), called on the E2 loop -------------------------------
+    def hand_off(self, protocol: E2Protocol, envelope: e2.Envelope) -> bool:
+        """Front: pass a connection whose E2 Setup just arrived, with the setup and the bytes
+        buffered after it, to the main worker (True), unless its node is penalised, it buffered
+        more than HANDOFF_MAX_BYTES, or the main worker is gone (False: served here)."""
+        if self.role != "front" or protocol.session.node_id is not None or \
+                message_type(envelope) != "e2_setup_request":
+            return False
+        penalty = self.penalties.get(envelope.e2_setup_request.global_e2_node_id)
+        if penalty is not None and penalty > time.monotonic():
+            return False
+        rest = protocol.decoder.take_rest()
+        payload = encode_frame(envelope) + rest
+        sock = protocol.transport.get_extra_info("socket")
+        if len(payload) > HANDOFF_MAX_BYTES or sock is None:
+            protocol.decoder.push(rest)
+            return False
+        try:
+            reduction.send_handle(self.channel, sock.fileno(), 0)   # SCM_RIGHTS: the main worker's own fd
+            self.channel.send_bytes(payload)
+        except OSError as exc:
+            log.error("E2 front: handing a connection to the main worker failed (%s): serving it here", exc)
+            protocol.decoder.push(rest)
+            return False
+        protocol.closed = True
+        protocol.transport.abort()               # closes this process's fd only
+        return True
+
+    def _take_handoffs(self) -> None:
+        """Main: adopt the connections the front handed over and replay their buffered bytes."""
+        try:
+            while self.channel.poll():
+                sock = socket.socket(fileno=reduction.recv_handle(self.channel))
+                payload = self.channel.recv_bytes()
+                sock.setblocking(False)
+                adopted = self._loop.create_task(self._loop.connect_accepted_socket(lambda: E2Protocol(self), sock))
+                adopted.add_done_callback(functools.partial(self._adopted, payload))
+        except (EOFError, OSError):
+            self._loop.remove_reader(self.channel.fileno())      # the front is gone
+
+    def _adopted(self, payload: bytes, task: asyncio.Task) -> None:
+        if task.cancelled() or task.exception() is not None:
+            log.warning("E2 main: adopting a connection failed: %r", None if task.cancelled() else task.exception())
+            return
+        self.service.metrics.handed_off.inc()       # before its setup is answered
+        task.result()[1].data_received(payload)
+
+    def heavy_frames(self, protocol: E2Protocol) -> bool:
+        """Main: whether a set-up node's frames cost more than HEAVY_FRAME_RATIO times the median of
+        the other nodes' running means (and at least HEAVY_FRAME_MIN_S)."""
+        if self.role != "main" or protocol.session.node_id is None or protocol.frame_cost < HEAVY_FRAME_MIN_S:
+            return False
+        others = sorted(p.frame_cost for p in self.nodes if p is not protocol and p.frames >= FRAME_CHECK_EVERY)
+        return bool(others) and protocol.frame_cost > HEAVY_FRAME_RATIO * others[len(others) // 2]
+
+    def move(self, protocol: E2Protocol, flush: bool = True) -> None:
+        """Main: drop a heavy node (ErrorIndication OVERLOAD, unless it does not read) and tell the
+        front to serve it from its next connection."""
+        if protocol.closed:
+            return
+        if flush:
+            protocol.transport.write(b"".join(protocol.session.error(
+                e2.CAUSE_OVERLOAD, "this node uses more of the E2 worker than the others: it is served at "
+                f"lower priority after it reconnects (for {PENALTY_S:.0f} s)")))
+        with contextlib.suppress(OSError):
+            self.channel.send_bytes(protocol.session.node_id.encode())
+        protocol.drop("moved_heavy", flush=flush)
+
+    def _take_penalties(self) -> None:
+        """Front: remember the node ids the main worker moved."""
+        try:
+            while self.channel.poll():
+                node = self.channel.recv_bytes().decode(errors="replace")
+                self.penalties[node] = time.monotonic() + PENALTY_S
+                self.penalties.move_to_end(node)
+                while len(self.penalties) > MAX_PENALTIES:
+                    self.penalties.popitem(last=False)
+        except (EOFError, OSError):
+            self._loop.remove_reader(self.channel.fileno())      # the main worker is gone
+
     def forget(self, protocol: E2Protocol) -> None:
         self.pending.pop(protocol, None)
         if protocol in self.nodes:
@@ -315,16 +438,22 @@ class E2Server:
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
             settings = self.service.settings
             warm_up()                          # before listening: the first indication finds them compiled
-            # asyncio accepts up to `backlog` connections per wake-up of the listener and sets each
-            # up (transport, E2Protocol, E2Session) before the next frame is handled: with the
-            # default of 100, a connection flood stalled the loop for tens of ms at a time. So the
-            # server accepts ACCEPTS_PER_TURN per wake-up, and the kernel queue keeps its length.
-            server = await self._loop.create_server(lambda: E2Protocol(self), settings.host, settings.e2_port,
-                                                    backlog=ACCEPTS_PER_TURN)
-            for listening in server.sockets:
-                with socket.fromfd(listening.fileno(), listening.family, listening.type) as dup:
-                    dup.listen(LISTEN_BACKLOG)
-            self.port = server.sockets[0].getsockname()[1]
+            server = None
+            if self.role == "main":
+                self._loop.add_reader(self.channel.fileno(), self._take_handoffs)
+            else:
+                # asyncio accepts up to `backlog` connections per wake-up of the listener and sets
+                # each up (transport, E2Protocol, E2Session) before the next frame is handled: with
+                # the default of 100, a connection flood stalled the loop for tens of ms at a time.
+                # So the server accepts ACCEPTS_PER_TURN per wake-up; the kernel queue keeps its length.
+                server = await self._loop.create_server(lambda: E2Protocol(self), settings.host, settings.e2_port,
+                                                        backlog=ACCEPTS_PER_TURN)
+                for listening in server.sockets:
+                    with socket.fromfd(listening.fileno(), listening.family, listening.type) as dup:
+                        dup.listen(LISTEN_BACKLOG)
+                self.port = server.sockets[0].getsockname()[1]
+                if self.role == "front":
+                    self._loop.add_reader(self.channel.fileno(), self._take_penalties)
             self.service.e2_listening = True
             self._loop.call_later(SWEEP_S, self._sweep)
             self._ready.set()
@@ -332,10 +461,12 @@ class E2Server:
                 await self._stop.wait()
             finally:
                 self.service.e2_listening = False
-                server.close()
+                if server is not None:
+                    server.close()
                 for protocol in list(self.nodes) + list(self.pending):   # nodes fall back at once
                     protocol.transport.close()
-                await server.wait_closed()
+                if server is not None:
+                    await server.wait_closed()
         try:
             asyncio.run(main())
         except BaseException as exc:
@@ -358,9 +489,9 @@ class E2Server:
 
 
 def _e2_worker(settings: XappSettings, limits: E2Limits, onnx_bytes: bytes | None, card_json: str | None,
-               conn) -> None:
-    """Main of the E2 worker process: serve E2; the parent sends models and BLER targets and asks
-    for metrics.
+               conn, role: str, channel) -> None:
+    """Main of an E2 worker process (`role` front or main, `channel` to the other worker): serve E2;
+    the parent sends models and BLER targets and asks for metrics.
     Ctrl-C and SIGTERM sent to the process group are the parent's to handle: it stops this worker
     through the pipe (and a parent that dies closes the pipe, which stops it too)."""
     from prometheus_client import disable_created_metrics, generate_latest
@@ -376,8 +507,10 @@ def _e2_worker(settings: XappSettings, limits: E2Limits, onnx_bytes: bytes | Non
     def model(onnx: bytes | None, card: str | None) -> OnnxPolicyModel | None:
         return None if onnx is None else OnnxPolicyModel(onnx, ModelCard.model_validate_json(card))
 
+    if role == "front":
+        os.nice(FRONT_NICE)
     service = XappService(settings, model(onnx_bytes, card_json), limits)
-    server = E2Server(service)
+    server = E2Server(service, role, channel)
     try:
         conn.send(("ready", server.start()))
     except BaseException as exc:
@@ -399,13 +532,14 @@ def _e2_worker(settings: XappSettings, limits: E2Limits, onnx_bytes: bytes | Non
 
 
 class E2Process:
-    """The E2 server in its own process (spawned), so that no REST work, however heavy, shares a
-    CPU or the GIL with E2 decisions. It gets the serving model at start and every model
-    installed later (`XappService.install` calls `install`), and every BLER target set over REST
+    """One E2 worker in its own process (spawned), so that no REST work, however heavy, shares a
+    CPU or the GIL with E2 decisions: the front or the main worker (`E2Server` roles), `channel`
+    its end of their pipe. It gets the serving model at start and every model installed later
+    (`XappService.install` calls `install`), and every BLER target set over REST
     (`XappService.set_bler_target`); the parent's /metrics includes its metrics (fetched per
-    scrape)."""
+    scrape). `E2Workers` starts the pair."""
 
-    def __init__(self, service: XappService):
+    def __init__(self, service: XappService, role: str, channel):
         import multiprocessing as mp
 
         self.service = service
@@ -413,30 +547,36 @@ class E2Process:
         self._conn, child = context.Pipe()
         model = service.model
         self._process = context.Process(
-            target=_e2_worker, name="xapp-e2", daemon=True,
+            target=_e2_worker, name=f"xapp-e2-{role}", daemon=True,
             args=(service.settings, service.limits, model.onnx_bytes if model else None,
-                  model.card.model_dump_json() if model else None, child))
+                  model.card.model_dump_json() if model else None, child, role, channel))
         self._lock = threading.Lock()
 
     def start(self, timeout: float = 60.0) -> int:
+        self.launch()
+        return self.ready(timeout)
+
+    def launch(self) -> None:
         self._process.start()
+
+    def ready(self, timeout: float = 60.0) -> int:
+        """Wait for the worker to serve; its port (0 for the main worker)."""
         if not self._conn.poll(timeout):
             raise RuntimeError("E2 worker process did not start")
         status, value = self._conn.recv()
         if status != "ready":
             raise OSError(f"E2 server failed to start: {value}")
         self.service.replicas.append(self)
-        self.service.metrics.remote = self.metrics
-        self.service.e2_listening = True
+        self.service.metrics.remote.append(self.metrics)
         threading.Thread(target=self._watch, name="xapp-e2-watch", daemon=True).start()
         return value
 
     def _watch(self) -> None:
         self._process.join()
         self.service.e2_listening = False
-        if self.service.metrics.remote is not None:
-            log.error("E2 worker process exited (code %s): E2 is down", self._process.exitcode)
-            self.service.metrics.remote = None
+        if self.metrics in self.service.metrics.remote:
+            log.error("E2 worker process %s exited (code %s): E2 is down", self._process.name, self._process.exitcode)
+            self.service.metrics.remote.remove(self.metrics)
 
     def _call(self, message: tuple, reply: bool = False):
         with self._lock:
@@ -457,7 +597,8 @@ class E2Process:
             return b""
 
     def stop(self) -> None:
-        self.service.metrics.remote = None
+        if self.metrics in self.service.metrics.remote:
+            self.service.metrics.remote.remove(self.metrics)
         if self in self.service.replicas:
             self.service.replicas.remove(self)
         with contextlib.suppress(EOFError, OSError):
@@ -465,6 +606,31 @@ class E2Process:
         self._process.join(10)
         if self._process.is_alive():
             self._process.terminate()
+
+
+class E2Workers:
+    """The front and main E2 worker processes (`E2Server` roles) joined by one pipe; `start()`
+    returns the front's port."""
+
+    def __init__(self, service: XappService):
+        import multiprocessing as mp
+
+        self.service = service
+        front_end, main_end = mp.get_context("spawn").Pipe()
+        self.main = E2Process(service, "main", main_end)
+        self.front = E2Process(service, "front", front_end)
+
+    def start(self, timeout: float = 60.0) -> int:
+        self.main.launch()                  # both start at once (a handoff waits in the pipe)
+        self.front.launch()
+        self.main.ready(timeout)
+        port = self.front.ready(timeout)
+        self.service.e2_listening = True
+        return port
+
+    def stop(self) -> None:
+        self.front.stop()
+        self.main.stop()
 
 
 def _lower_priority(steps: int) -> None:
@@ -538,14 +704,14 @@ async def serve_xapp(settings: XappSettings | None = None, model: OnnxPolicyMode
                      http: bool = True, limits: E2Limits | None = None, e2_process: bool | None = None):
     """Run the E2 server and (unless `http=False`) the REST API until the block exits.
 
-    E2 runs in its own process when REST is served too (`e2_process`, default: `http`): REST
-    work then never shares a CPU or the GIL with E2. Without REST, or with `e2_process=False`
-    (tests that look inside the sessions), E2 runs on a thread of this process. The model is
+    E2 runs in its own processes (front and main workers) when REST is served too (`e2_process`,
+    default: `http`): REST work then never shares a CPU or the GIL with E2. Without REST, or with
+    `e2_process=False` (tests that look inside the sessions), E2 runs on a thread of this process. The model is
     `model` if given, else the one the settings name (see load_configured_model)."""
     settings = settings or XappSettings()
     service = XappService(settings, model if model is not None else load_configured_model(settings), limits)
     sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_S))
-    e2_server = E2Process(service) if (http if e2_process is None else e2_process) else E2Server(service)
+    e2_server = E2Workers(service) if (http if e2_process is None else e2_process) else E2Server(service)
     rest = None
     try:
         e2_port = await asyncio.to_thread(e2_server.start)
@@ -587,7 +753,7 @@ class XappThread:
             self._error = exc
             self._ready.set()
 
-    def start(self, timeout: float = 10.0) -> RunningXapp:
+    def start(self, timeout: float = 60.0) -> RunningXapp:
         self._thread.start()
         if not self._ready.wait(timeout) or self._error is not None:
             raise RuntimeError(f"xApp did not start: {self._error!r}")
