@@ -22,7 +22,8 @@ loop does nothing but E2. Within the E2 loop no peer can starve the others:
 - deployed (REST served too), E2 runs in two worker processes: the **front** (CPU nice
   `FRONT_NICE`) listens and serves every connection until its E2 Setup, then hands the socket
   (and the bytes it buffered) to the **main** worker, which serves set-up nodes only. A node that
-  turns heavy in the main worker -- its own budget below half, frames that cost more than
+  turns heavy in the main worker -- its own budget below half, more than its share (`work_share`)
+  of the worker's CPU over a second whether or not others waited, frames that cost more than
   `HEAVY_FRAME_RATIO` times the other nodes' (median of their running means; one such frame holds
   every other node's decision up for its whole length), or answers it does not read (write
   high-water mark) -- is dropped with ErrorIndication OVERLOAD and its node id is sent to the
@@ -79,6 +80,8 @@ HEAVY_FRAME_RATIO = 3.0         # main: frames this many times costlier than the
 HEAVY_FRAME_MIN_S = 200e-6      # ... if they also cost at least this much CPU (a cheap node is never moved)
 FRAME_COST_ALPHA = 0.1          # weight of the newest frame in a connection's running mean of frame CPU
 FRAME_CHECK_EVERY = 16          # frames between two checks of a node's frame cost against the others'
+SHARE_WINDOW_S = 1.0            # main: a node's CPU share is measured over windows this long
+REST_RECEIVE_BYTES = 64 << 10   # kernel receive buffer of REST connections (bounds what a refused body costs)
 ROLES = ("single", "front", "main")
 
 
@@ -99,9 +102,10 @@ class E2Protocol(asyncio.Protocol):
         # would be served ahead of every node for VRUNTIME_SLACK_NS of CPU on each reconnect.
         self.vruntime = server._min_vruntime
         self.heavy_until = 0.0                # monotonic time until which it draws on the heavy budget
-        self.frames, self.frame_cost = 0, 0.0     # frames handled, running mean of their CPU (s)
-        self.queued = self.closed = False
         now = time.monotonic()
+        self.frames, self.frame_cost = 0, 0.0     # frames handled, running mean of their CPU (s)
+        self.window_start, self.window_cpu_ns = now, 0  # CPU used in the current share window
+        self.queued = self.closed = False
         self.connected_at = self.last_rx = now
         self.partial_since: float | None = None
         self.write_paused_since: float | None = None
@@ -191,7 +195,8 @@ class E2Protocol(asyncio.Protocol):
         if item is not None:
             self.frames += 1
             self.frame_cost += (used * 1e-9 - self.frame_cost) * (1.0 if self.frames == 1 else FRAME_COST_ALPHA)
-            if self.frames % FRAME_CHECK_EVERY == 0 and self.server.heavy_frames(self):
+            self.window_cpu_ns += used
+            if self.frames % FRAME_CHECK_EVERY == 0 and (self.server.heavy_frames(self) or self._over_share()):
                 self.server.move(self)
                 return False
         more = self.decoder.complete()
@@ -205,6 +210,17 @@ class E2Protocol(asyncio.Protocol):
             asyncio.get_running_loop().call_later(wait, self._refilled)
             return False
         return more
+
+    def _over_share(self) -> bool:
+        """Main: whether this set-up node used more than `work_share` of the worker's CPU over the
+        last SHARE_WINDOW_S (checked as each window closes)."""
+        now = time.monotonic()
+        elapsed = now - self.window_start
+        if self.server.role != "main" or elapsed < SHARE_WINDOW_S:
+            return False
+        share = self.window_cpu_ns * 1e-9 / elapsed
+        self.window_start, self.window_cpu_ns = now, 0
+        return self.session.node_id is not None and share > self.limits.work_share
 
     def _charge(self, seconds: float) -> float:
         """Charge loop CPU to the budgets; how long to pause (0: none). Work-conserving: called only
@@ -659,13 +675,20 @@ class RestServer:
         self.server = uvicorn.Server(uvicorn.Config(
             create_app(service), host=settings.host, port=settings.http_port, log_level=settings.log_level,
             access_log=False, lifespan="off"))
+        # Bound before listening, so every accepted connection inherits a small receive buffer: a
+        # body refused from its Content-Length then costs the kernel at most this much copying
+        # (8 MB bodies from one local client took a few ms of softirq time each, at any nice level).
+        self.socket = socket.create_server((settings.host, settings.http_port),
+                                           family=socket.AF_INET6 if ":" in settings.host else socket.AF_INET,
+                                           backlog=LISTEN_BACKLOG)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, REST_RECEIVE_BYTES)
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="xapp-rest", daemon=True)
 
     def _run(self) -> None:
         _lower_priority(REST_NICE)
         try:
-            asyncio.run(self.server.serve())     # not the main thread: uvicorn installs no signals
+            asyncio.run(self.server.serve(sockets=[self.socket]))   # not the main thread: uvicorn installs no signals
         except BaseException:                   # e.g. SystemExit when the port is taken
             pass
         finally:
@@ -678,7 +701,7 @@ class RestServer:
             if self._done.is_set() or time.monotonic() > deadline:
                 raise OSError(f"REST server failed to start on {self.address}")
             time.sleep(0.01)
-        return self.server.servers[0].sockets[0].getsockname()[1]
+        return self.socket.getsockname()[1]
 
     def stop(self) -> None:
         self.server.should_exit = True
