@@ -46,13 +46,15 @@ NODES = 3
 UES = 16
 SERVE = """
 import asyncio, json, sys
+from ranpd.xapp.budgets import E2Limits
 from ranpd.xapp.config import XappSettings
 from ranpd.xapp.model import OnnxPolicyModel
 from ranpd.xapp.server import serve_xapp
 
 async def main():
     settings = XappSettings(e2_port=0, http_port=0, log_level="error")
-    async with serve_xapp(settings, OnnxPolicyModel.load(sys.argv[1])) as running:
+    limits = E2Limits(**json.loads(sys.argv[2])) if len(sys.argv) > 2 else None
+    async with serve_xapp(settings, OnnxPolicyModel.load(sys.argv[1]), limits=limits) as running:
         print(json.dumps([running.e2_port, running.http_port]), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
