@@ -204,7 +204,7 @@ def attack(e2_port: int, http_port: int, classes: str = "all") -> None:
 @pytest.mark.parametrize("peers", ["all", "garbage", "huge", "sink", "idle", "rest"])
 def test_misbehaving_peers_do_not_starve_normal_nodes(tmp_path, peers):
     """All five classes at once (issue 8's criterion), then each class alone (which one hurts, if
-    one does). On a quiet machine, all five at once came to 1.58-1.88x of the calm p99 in four
+    one does). On a quiet machine, all five at once came to 1.62-1.80x of the calm p99 in four
     runs once heavy nodes were moved to the front worker (3.2-3.5x before, with one worker).
     RANPD_ISOLATION_PEERS (all, or a comma list of garbage, huge, sink, idle, rest) overrides."""
     cpu: dict[str, list[float]] = {}

@@ -81,7 +81,6 @@ HEAVY_FRAME_MIN_S = 200e-6      # ... if they also cost at least this much CPU (
 FRAME_COST_ALPHA = 0.1          # weight of the newest frame in a connection's running mean of frame CPU
 FRAME_CHECK_EVERY = 16          # frames between two checks of a node's frame cost against the others'
 SHARE_WINDOW_S = 1.0            # main: a node's CPU share is measured over windows this long
-REST_RECEIVE_BYTES = 64 << 10   # kernel receive buffer of REST connections (bounds what a refused body costs)
 ROLES = ("single", "front", "main")
 
 
@@ -675,20 +674,13 @@ class RestServer:
         self.server = uvicorn.Server(uvicorn.Config(
             create_app(service), host=settings.host, port=settings.http_port, log_level=settings.log_level,
             access_log=False, lifespan="off"))
-        # Bound before listening, so every accepted connection inherits a small receive buffer: a
-        # body refused from its Content-Length then costs the kernel at most this much copying
-        # (8 MB bodies from one local client took a few ms of softirq time each, at any nice level).
-        self.socket = socket.create_server((settings.host, settings.http_port),
-                                           family=socket.AF_INET6 if ":" in settings.host else socket.AF_INET,
-                                           backlog=LISTEN_BACKLOG)
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, REST_RECEIVE_BYTES)
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="xapp-rest", daemon=True)
 
     def _run(self) -> None:
         _lower_priority(REST_NICE)
         try:
-            asyncio.run(self.server.serve(sockets=[self.socket]))   # not the main thread: uvicorn installs no signals
+            asyncio.run(self.server.serve())     # not the main thread: uvicorn installs no signals
         except BaseException:                   # e.g. SystemExit when the port is taken
             pass
         finally:
@@ -701,7 +693,7 @@ class RestServer:
             if self._done.is_set() or time.monotonic() > deadline:
                 raise OSError(f"REST server failed to start on {self.address}")
             time.sleep(0.01)
-        return self.socket.getsockname()[1]
+        return self.server.servers[0].sockets[0].getsockname()[1]
 
     def stop(self) -> None:
         self.server.should_exit = True
