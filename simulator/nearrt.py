@@ -38,9 +38,11 @@ import numpy as np
 from ranpd.proto import e2ap_pb2, e2sm_la_pb2
 from ranpd.proto.la_codec import ModelControl
 from ranpd.simulator import phy
+from ranpd.simulator.engine import Simulation
 from ranpd.simulator.guard import GuardConfig
-from ranpd.simulator.policies import ObservationPolicy
+from ranpd.simulator.policies import ObservationPolicy, Olla
 from ranpd.simulator.report import SlotReport
+from ranpd.simulator.scenarios import Scenario
 from ranpd.simulator.tables import MCS_TABLES
 
 
@@ -212,14 +214,11 @@ def _no_model(obs: np.ndarray) -> np.ndarray:
     raise RuntimeError("the node's state policy scores nothing itself; a deployed model does")
 
 
-def shadow_estimate(scenario, model: DeployedModel, slots: int, seed: int = 0, n_ues: int | None = None,
+def shadow_estimate(scenario: Scenario, model: DeployedModel, slots: int, seed: int = 0, n_ues: int | None = None,
                     sinr_error_db: float = 2.0, bler_target: float | None = 0.1,
                     guard: GuardConfig | None = GuardConfig()) -> dict:
     """The shadow period offline: OLLA at the target decides, `model` runs in shadow; returns its
     disagreement rate and expected gain as the node would report them (`ranpd bench shadow`)."""
-    from ranpd.simulator.engine import Simulation
-    from ranpd.simulator.policies import Olla
-
     sim = Simulation(scenario, seed=seed, n_ues=n_ues)
     olla = Olla(target_bler=bler_target or 0.1)
     olla.reset(sim.n_ues, sim.mcs_table, sim.cqi_table)
