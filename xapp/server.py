@@ -27,9 +27,10 @@ loop does nothing but E2. Within the E2 loop no peer can starve the others:
   `HEAVY_FRAME_RATIO` times the other nodes' (median of their running means; one such frame holds
   every other node's decision up for its whole length), or answers it does not read (write
   high-water mark) -- is dropped with ErrorIndication OVERLOAD and its node id is sent to the
-  front, which keeps serving it itself for `PENALTY_S` after it reconnects. So garbage, idle sockets, never-set-up peers and heavy nodes all run in a
-  process the kernel preempts for the main worker: isolation by the OS scheduler, not only by the
-  loop's budgets (docs/xapp-isolation.md has the picture);
+  front, which keeps serving it itself for `PENALTY_S` after it reconnects. So garbage, idle
+  sockets, never-set-up peers and heavy nodes all run in a process the kernel preempts for the
+  main worker: isolation by the OS scheduler, not only by the loop's budgets
+  (docs/xapp-isolation.md has the picture);
 - idle, read (a frame left half-sent) and write (a peer that does not read) timeouts drop a
   peer; reading pauses at the write high-water mark, so a peer that never reads costs at most
   `write_high_bytes`.

@@ -57,7 +57,7 @@ class Window:
 
     def add(self, cell: kpm.Records) -> None:
         def scalar(name: str) -> float:
-            return cell.get(name, [0.0])[0] if cell.get(name) else 0.0
+            return (cell.get(name) or [0.0])[0]
         self.reports += 1
         self.first_tx += scalar("TB.TotNbrDlInitial")
         self.first_nacks += scalar("TB.IntialErrNbrDl")
