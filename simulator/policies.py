@@ -11,7 +11,8 @@ events (CQI, HARQ-ACK), like a real gNB.
   Δup = 1 dB).
 - `ObservationPolicy`: any callable scoring observations (an ONNX student, a torch teacher);
   the MCS is the action-table entry of the argmax, clipped to the MCS table, and ILLA/OLLA's
-  MCS 0 where the CQI is 0 (`scores_to_mcs`, which the xApp uses too); optionally behind the
+  MCS 0 where the CQI is 0 (`scores_to_mcs`), made non-decreasing in the CQI by construction
+  (`decide_mcs`; the xApp and the baseband C kernel decide the same way); optionally behind the
   per-UE guard (`ranpd.simulator.guard`) with an OLLA for the UEs it hands back.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from numba import njit
 
 from ranpd.simulator import phy
 from ranpd.simulator.guard import DEFAULT_MAX_TRANSMISSIONS, GuardConfig, UeGuard
-from ranpd.simulator.observation import DEFAULT_BLER_TARGET, ObservationBuilder
+from ranpd.simulator.observation import DEFAULT_BLER_TARGET, FEATURES, ObservationBuilder
 from ranpd.simulator.report import SlotReport, occurrence_rounds
 from ranpd.simulator.tables import MAX_SUPPORTED_MCS_ACTIONS, MCS_TABLES, cqi_to_mcs_map
 
@@ -99,6 +100,8 @@ class Olla(_CqiTracker):
 
 
 OUT_OF_RANGE_MCS = 0   # CQI 0 (no report yet, or "out of range", TS 38.214 Table 5.2.2.1-2/-3)
+MAX_CQI = 15           # the top of the 4-bit CQI tables (TS 38.214 Table 5.2.2.1-2/-3/-4)
+CQI_FEATURE = FEATURES.index("cqi")   # the observation holds cqi / MAX_CQI there
 
 
 def scores_to_mcs(scores: np.ndarray, action_mcs: np.ndarray, max_mcs: int, cqi: np.ndarray) -> np.ndarray:
@@ -129,6 +132,33 @@ def _scores_to_mcs(scores, action_mcs, max_mcs, cqi):
     return mcs
 
 
+def decide_mcs(score: Callable[[np.ndarray], np.ndarray], obs: np.ndarray, action_mcs: np.ndarray, max_mcs: int,
+               cqi: np.ndarray, probe: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """The MCS of each row of `obs` for a learned policy, non-decreasing in the CQI by construction.
+
+    m(c) is `scores_to_mcs` of the network's scores with the row's CQI feature set to c, the rest of
+    the state fixed. A row with CQI c > 0 gets MCS(c) = min(m(c), m(c+1), ..., m(15)), so
+    MCS(c) = min(m(c), MCS(c+1)) <= MCS(c+1) whatever the network learned: a better CQI never gets
+    a lower MCS. The minimum over better CQIs (not the maximum over worse ones) makes a network that
+    is backwards at low CQI conservative where it errs instead of aggressive at every CQI above.
+    The row itself is scored by `score`; its (15 - c) copies at better CQIs by `probe` (default
+    `score`; the xApp's model passes one that does not count them as clipped inputs again). The one
+    observation -> MCS decision: offline (`ObservationPolicy`), the xApp (`OnnxPolicyModel.decide_mcs`)
+    and the baseband C kernel (`ranpd.xapp.baseband`)."""
+    cqi = np.asarray(cqi, np.int64).reshape(-1)
+    mcs = scores_to_mcs(score(obs), action_mcs, max_mcs, cqi)
+    better = np.where(cqi > 0, MAX_CQI - np.clip(cqi, 0, MAX_CQI), 0)   # how many better CQIs each row has
+    owner = np.repeat(np.arange(cqi.size), better)
+    if owner.size == 0:
+        return mcs
+    first = np.cumsum(better) - better
+    probe_cqi = cqi[owner] + 1 + np.arange(owner.size) - first[owner]
+    probes = obs[owner]
+    probes[:, CQI_FEATURE] = probe_cqi / MAX_CQI
+    np.minimum.at(mcs, owner, scores_to_mcs((probe or score)(probes), action_mcs, max_mcs, probe_cqi))
+    return mcs
+
+
 def parse_bler_target(value: str | float) -> float | None:
     """An operator's first-tx BLER target as written in a setting or on a command line: a number
     in (0, 1), or `max` for throughput mode (None). Raises ValueError otherwise."""
@@ -144,10 +174,10 @@ def parse_bler_target(value: str | float) -> float | None:
 
 
 class ObservationPolicy:
-    """A learned policy: observation builder -> scores per action -> MCS (`scores_to_mcs`).
+    """A learned policy: observation builder -> scores per action -> MCS (`decide_mcs`).
 
     `score` maps float32 observations [n, OBS_DIM] to scores [n, n_actions]; output i means MCS
-    `action_mcs[i]` (a model card's action table; default the identity, as for the teachers).
+    `action_mcs[i]`; `probe` scores `decide_mcs`'s copies of a state at better CQIs (default `score`) (a model card's action table; default the identity, as for the teachers).
     `bler_target` is the operator's first-tx BLER target the observation's price holds (None:
     throughput mode). `mcs_tables`: the MCS tables the model was trained for (a model card's
     `mcs_tables`); `reset` refuses another (None: any).
@@ -162,8 +192,9 @@ class ObservationPolicy:
     def __init__(self, score: Callable[[np.ndarray], np.ndarray], name: str = "learned",
                  action_mcs: Sequence[int] | None = None, bler_target: float | None = DEFAULT_BLER_TARGET,
                  mcs_tables: Sequence[int] | None = None, guard: GuardConfig | None = None,
-                 max_transmissions: int = DEFAULT_MAX_TRANSMISSIONS):
-        self.score, self.name, self.bler_target = score, name, bler_target
+                 max_transmissions: int = DEFAULT_MAX_TRANSMISSIONS,
+                 probe: Callable[[np.ndarray], np.ndarray] | None = None):
+        self.score, self.probe, self.name, self.bler_target = score, probe, name, bler_target
         self.action_mcs = np.asarray(range(MAX_SUPPORTED_MCS_ACTIONS) if action_mcs is None else action_mcs,
                                      np.int64)
         self.mcs_tables = None if mcs_tables is None else tuple(mcs_tables)
@@ -203,9 +234,10 @@ class ObservationPolicy:
         E2 node's active and shadow models do (`ranpd.simulator.nearrt`)."""
         if obs.shape[0] == 0:
             return np.zeros(0, np.int64)
+        probe = self.probe if score is None else None
         score = self.score if score is None else score
         action_mcs = self.action_mcs if action_mcs is None else action_mcs
-        mcs = scores_to_mcs(score(obs), action_mcs, self._max_mcs, self.builder.cqi[report.ue])
+        mcs = decide_mcs(score, obs, action_mcs, self._max_mcs, self.builder.cqi[report.ue], probe)
         return mcs if self.guard is None else np.where(self.handed_back, self._fallback_mcs, mcs)
 
 

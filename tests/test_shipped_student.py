@@ -1,6 +1,7 @@
 """Sanity properties of the shipped student, checked on the artifact itself (not a test model).
 
-- Physically ordered: with everything else fixed, a better CQI (almost) never gets a lower MCS.
+- Physically ordered: with everything else fixed, a better CQI never gets a lower MCS (by construction),
+  and the network itself rises with the CQI.
 - Cold start and "CQI out of range" (CQI 0) behave like ILLA/OLLA (MCS 0), whatever the network says.
 - Inputs outside the training range are clipped into it and counted.
 - The card declares both MCS tables and the size budget (<= 4,096 parameters, < 1 Mbit).
@@ -50,31 +51,36 @@ def test_the_card_declares_both_tables_the_input_range_and_the_size_budget(stude
     assert card.obs_dim == OBS_DIM and card.kind == "student"
 
 
-def mcs_by_cqi(student, states) -> np.ndarray:
-    """[states, 15]: the student's MCS for each state with its CQI set to 1..15, the rest fixed."""
+def mcs_by_cqi(student, states, network_only: bool = False) -> np.ndarray:
+    """[states, 15]: the student's MCS for each state with its CQI set to 1..15, the rest fixed: as it
+    decides (`decide_mcs`), or the network's own argmax (`scores_to_mcs`) with `network_only`."""
     mcs = []
     for cqi in range(1, 16):
         probe = states.copy()
         probe[:, CQI] = cqi / 15
-        mcs.append(student.decide_mcs(probe, mcs_table=2, cqi=np.full(len(probe), cqi)))
+        cqis = np.full(len(probe), cqi)
+        mcs.append(scores_to_mcs(student.score(probe), student.action_mcs, 27, cqis) if network_only
+                   else student.decide_mcs(probe, mcs_table=2, cqi=cqis))
     return np.stack(mcs, axis=1)
 
 
-def test_the_mcs_follows_the_cqi_from_the_bottom_to_the_top(student, visited_states):
-    """Not physically backwards (an earlier student: MCS 14.6 at CQI 1, 8.8 at CQI 3). Measured on
-    the student shipped by the run of docs/report: mean MCS 7.2 at CQI 1 rising at every step to
-    17.1 at CQI 15 (the rest of each state, its HARQ history and buffer, held fixed); 0.1% of states
-    end lower at CQI 15 than at CQI 1."""
-    mcs = mcs_by_cqi(student, visited_states)
+def test_the_network_itself_follows_the_cqi_from_the_bottom_to_the_top(student, visited_states):
+    """Not physically backwards (an earlier student: MCS 14.6 at CQI 1, 8.8 at CQI 3), before the
+    construction below makes it monotone (which would hide a backwards network behind a flat one).
+    Measured on the student shipped by the run of docs/report: mean MCS 7.2 at CQI 1 rising at every
+    step to 17.1 at CQI 15 (the rest of each state, its HARQ history and buffer, held fixed); 0.1% of
+    states end lower at CQI 15 than at CQI 1."""
+    mcs = mcs_by_cqi(student, visited_states, network_only=True)
     assert np.mean(mcs[:, -1] >= mcs[:, 0]) >= 0.98
     assert (np.diff(mcs.mean(axis=0)) > 0).all()          # on average, every CQI step raises the MCS
     assert np.mean(mcs[:, -1]) - np.mean(mcs[:, 0]) > 8
 
 
-@pytest.mark.xfail(strict=True, reason="measured: 3.2% of these probed states (5.4% for the previous student) have a CQI step where the "
-                   "MCS falls; monotonicity is checked, not built in (open item of issue 9)")
 def test_a_better_cqi_never_gets_a_lower_mcs(student, visited_states):
+    """By construction (`decide_mcs`): the network's own argmax falls at some CQI step in 3.2% of
+    these states (checked here, so that the construction is seen to do something)."""
     assert (np.diff(mcs_by_cqi(student, visited_states), axis=1) >= 0).all()
+    assert np.mean((np.diff(mcs_by_cqi(student, visited_states, network_only=True), axis=1) < 0).any(axis=1)) > 0.01
 
 
 def test_cold_start_and_cqi_out_of_range_get_what_illa_and_olla_give(student, visited_states):

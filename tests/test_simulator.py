@@ -6,6 +6,8 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from gymnasium.utils.env_checker import check_env
 from scipy.special import j0
 
@@ -14,8 +16,8 @@ from ranpd.simulator import phy
 from ranpd.simulator.channel import jakes_processes
 from ranpd.simulator.engine import Simulation, run_policy
 from ranpd.simulator.env import LinkAdaptationEnv
-from ranpd.simulator.observation import ObservationBuilder
-from ranpd.simulator.policies import Illa, Olla, make_baseline
+from ranpd.simulator.observation import OBS_DIM, ObservationBuilder
+from ranpd.simulator.policies import CQI_FEATURE, Illa, Olla, decide_mcs, make_baseline, scores_to_mcs
 from ranpd.simulator.scenarios import BUILTIN_SCENARIOS, FAMILIES, load_scenario, randomized_scenario
 from ranpd.simulator.tables import MCS_TABLES, cqi_to_mcs_map
 
@@ -179,3 +181,24 @@ def test_speeds_beyond_one_fading_sample_per_slot_are_refused_and_never_drawn():
     drawn = [randomized_scenario(rng) for _ in range(300)]
     assert max(s.doppler_per_slot for s in drawn) <= 0.4
     assert max(s.ue_speed_kmh for s in drawn) > 120
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), max_mcs=st.sampled_from([27, 28]))
+def test_a_learned_policy_never_gives_a_better_cqi_a_lower_mcs_whatever_its_network(seed, max_mcs):
+    """`decide_mcs` is monotone in the CQI by construction: a random (mostly non-monotone) scorer,
+    states with random features, each decided at CQI 1..15 with the rest fixed."""
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(size=(OBS_DIM, 29)).astype(np.float32)
+    score = lambda obs: np.sin(7 * obs @ weights)   # noqa: E731 -- far from monotone in any feature
+    states = rng.uniform(0, 1, size=(32, OBS_DIM)).astype(np.float32)
+    by_cqi = []
+    for cqi in range(1, 16):
+        probe = states.copy()
+        probe[:, CQI_FEATURE] = cqi / 15
+        by_cqi.append(decide_mcs(score, probe, np.arange(29), max_mcs, np.full(len(probe), cqi)))
+    by_cqi = np.stack(by_cqi, axis=1)
+    assert (np.diff(by_cqi, axis=1) >= 0).all()
+    states[:, CQI_FEATURE] = 1.0
+    own = scores_to_mcs(score(states), np.arange(29), max_mcs, np.full(len(states), 15))
+    np.testing.assert_array_equal(by_cqi[:, -1], own)        # at the top CQI: the network's own choice

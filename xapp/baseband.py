@@ -13,7 +13,8 @@ reads recorded states (`write_states`) and prints decisions or scores, or times 
 Both kernels follow the xApp's decision path (`OnnxPolicyModel.decide_mcs`): clip into the card's
 `obs_range` (nack_price into [PRICE_MIN, PRICE_MAX], as `_InputRange`), the network, the first argmax
 (`scores_to_mcs`, NaN first), `action_mcs`, min with the last index of TS 38.214 MCS table 1 or 2, and
-MCS 0 where CQI is 0: the builder writes cqi/15 as the first feature, so C reads the CQI from it. The
+MCS 0 where CQI is 0: the builder writes cqi/15 as the first feature, so C reads the CQI from it; then
+the minimum over the row rescored at every better CQI (`decide_mcs`: monotone in the CQI by construction). The
 Sigmoid is MLAS's rational approximation (Eigen's coefficients), as onnxruntime computes it.
 
 int8 kernel — from the int8 twin (`X.int8.onnx`) when the model has one, because that is the model
@@ -46,7 +47,7 @@ import onnx
 from onnx import numpy_helper
 
 from ranpd.simulator.observation import OBS_DIM, OBS_SPEC_VERSION, PRICE_MAX, PRICE_MIN
-from ranpd.simulator.policies import OUT_OF_RANGE_MCS
+from ranpd.simulator.policies import MAX_CQI, OUT_OF_RANGE_MCS
 from ranpd.simulator.tables import MCS_TABLES
 from ranpd.xapp.model import PACKAGED_MODEL
 from ranpd.xapp.model_card import ModelCard, card_path_for
@@ -344,6 +345,7 @@ def export_c(model_path: str | Path, out: str | Path) -> Export:
     fields = dict(
         NAME=card.name, SOURCE=model_path.name, SHA256=card.sha256, OBS_SPEC=card.obs_spec_version, OBS_DIM=OBS_DIM,
         N_ACTIONS=n_actions, N_IN=student.n_in, PRICE=student.price, OUT_OF_RANGE_MCS=OUT_OF_RANGE_MCS,
+        MAX_CQI=MAX_CQI, CQI_FEATURE=_floats(np.arange(MAX_CQI + 1) / MAX_CQI),
         OBS_LOW=_floats(low) if low is not None else "0", OBS_HIGH=_floats(high) if low is not None else "0",
         ACTION_MCS=_ints(card.action_table.mcs), N_TABLES=len(max_mcs), MAX_MCS=_ints(max_mcs),
         WEIGHTS="\n".join(fp32_decls + int8_decls), CLIP_EXPR=clip, CQI_CLIP=clip.replace("v", "c").replace("[i]", "[0]"),
@@ -490,7 +492,7 @@ def _code_bytes(out: Path) -> dict | None:
 
 
 def _ort_ns(model, obs, tables, cqi, batch: int, reps: int) -> dict:
-    """decide_mcs per call (the xApp's path: bound IO, clip, onnxruntime, scores_to_mcs), same rows as the C run."""
+    """decide_mcs per call (the xApp's path: bound IO, clip, onnxruntime, decide_mcs: monotone in the CQI), same rows as the C run."""
     samples, row, clock = np.empty(reps), 0, time.perf_counter_ns
     for r in range(-reps // 10, reps):
         if row + batch > len(obs):

@@ -36,7 +36,7 @@ import onnxruntime as ort
 
 from ranpd.simulator.guard import DEFAULT_MAX_TRANSMISSIONS, GuardConfig
 from ranpd.simulator.observation import DEFAULT_BLER_TARGET, FEATURES, OBS_DIM, OBS_SPEC_VERSION, PRICE_MAX, PRICE_MIN
-from ranpd.simulator.policies import ObservationPolicy, scores_to_mcs
+from ranpd.simulator.policies import ObservationPolicy, decide_mcs
 from ranpd.simulator.tables import MAX_SUPPORTED_MCS_ACTIONS, MCS_TABLES
 from ranpd.xapp.model_card import ModelCard, card_path_for
 
@@ -105,8 +105,8 @@ class OnnxPolicyModel:
     Use `OnnxPolicyModel.load(path)` (card beside the file, `X.card.json`) or
     `from_bytes(onnx_bytes, card)`; both validate (see `validate_model`). Wrap it as an offline
     policy with `model.policy(...)` (card's action table and MCS tables, optional guard).
-    `decide_mcs` maps scores to MCS indices through the card's action table (`scores_to_mcs`,
-    shared with offline evaluation), clipped to the MCS table in use. `clipped_rows[i]` counts
+    `decide_mcs` maps scores to MCS indices through the card's action table (`decide_mcs` of
+    `ranpd.simulator.policies`, shared with offline evaluation), clipped to the MCS table in use. `clipped_rows[i]` counts
     the rows whose feature i was clipped into the training range (`clipped_by_feature()` by name).
     """
 
@@ -176,29 +176,39 @@ class OnnxPolicyModel:
         return bound
 
     def score(self, obs: np.ndarray) -> np.ndarray:
-        """Scores [n, n_actions] for observations [n, OBS_DIM] (one call for the whole batch).
+        """Scores [n, n_actions] for observations [n, OBS_DIM] (one call for the whole batch), their
+        inputs clipped into the training range and counted (`clipped_rows`).
 
         The returned array is a view of a bound output buffer: copy it to keep it past the next
         call. Padded rows (a batch above EXACT_BOUND_BATCH) hold earlier inputs; a policy scores
         each row on its own, so their scores are computed and ignored.
         """
+        return self._scores(obs, count_clipped=True)
+
+    def probe_scores(self, obs: np.ndarray) -> np.ndarray:
+        """`score` without counting clipped inputs: for `decide_mcs`'s copies of states already
+        scored (and counted) at their own CQI."""
+        return self._scores(obs, count_clipped=False)
+
+    def _scores(self, obs: np.ndarray, count_clipped: bool) -> np.ndarray:
         n = obs.shape[0]
         bound = self._bound_for(n)
         rows = bound.obs[:n]
         np.copyto(rows, obs, casting="same_kind")
         clipped = None if self._range is None else self._range.clip(rows)
-        if clipped is not None:
+        if clipped is not None and count_clipped:
             self.clipped_rows += clipped
             self._unreported += clipped
         self.session.run_with_iobinding(bound.binding)
         return bound.scores[:n]
 
     def decide_mcs(self, obs: np.ndarray, mcs_table: int, cqi: np.ndarray) -> np.ndarray:
-        """MCS index per row (`scores_to_mcs`): the action table entry of the argmax, clipped to
-        the MCS table; MCS 0 where the row's latest CQI (`cqi`, the builder's) is 0."""
+        """MCS index per row (`decide_mcs`): the action table entry of the argmax, clipped to the
+        MCS table, non-decreasing in the CQI by construction; MCS 0 where the row's latest CQI
+        (`cqi`, the builder's) is 0."""
         if obs.shape[0] == 0:
             return np.zeros(0, np.int64)
-        return scores_to_mcs(self.score(obs), self.action_mcs, self._max_mcs[mcs_table], cqi)
+        return decide_mcs(self.score, obs, self.action_mcs, self._max_mcs[mcs_table], cqi, self.probe_scores)
 
     def clipped_by_feature(self) -> dict[str, int]:
         """Rows clipped into the training range so far, per feature name."""
@@ -218,7 +228,7 @@ class OnnxPolicyModel:
         another MCS table is refused), at `bler_target`, optionally behind the per-UE guard."""
         return ObservationPolicy(self.score, name or self.card.name, action_mcs=self.action_mcs,
                                  bler_target=bler_target, mcs_tables=self.card.mcs_tables, guard=guard,
-                                 max_transmissions=max_transmissions)
+                                 max_transmissions=max_transmissions, probe=self.probe_scores)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
  *   x = clip(obs, card obs_range)        nack_price kept in [PRICE_MIN, PRICE_MAX]
  *   z = MLP(x[0:N_IN])                   Gemm (+ReLU) layers of the ONNX graph, last one 2*N_ACTIONS wide
  *   score[a] = z[a]*(1-P[a]) - price*P[a], P = logistic(z[N_ACTIONS+a]), price = x[PRICE]
- *   mcs = min(ACTION_MCS[first argmax], max MCS of the table); MCS 0 where CQI is 0 (scores_to_mcs)
+ *   m(c) = min(ACTION_MCS[first argmax], max MCS of the table); MCS 0 where CQI is 0 (scores_to_mcs)
+ *   mcs = min(m(c), m(c+1), ..., m(15)): the row rescored at every better CQI, the rest fixed, so a
+ *         better CQI never gets a lower MCS (decide_mcs, ranpd.simulator.policies)
  * The logistic is the rational approximation onnxruntime's MLAS uses for Sigmoid (Eigen's
  * coefficients), so no libm is needed and scores track onnxruntime's to float rounding.
  */
@@ -14,11 +16,13 @@
 #define PRICE $PRICE
 #define N_ACT $N_ACTIONS
 #define OUT_OF_RANGE_MCS $OUT_OF_RANGE_MCS
+#define MAX_CQI $MAX_CQI
 
 static const float OBS_LOW[OBS_DIM] = {$OBS_LOW};
 static const float OBS_HIGH[OBS_DIM] = {$OBS_HIGH};
 static const int32_t ACTION_MCS[N_ACT] = {$ACTION_MCS};
 static const int32_t MAX_MCS[$N_TABLES] = {$MAX_MCS};   /* by TS 38.214 MCS table number; -1: unknown */
+static const float CQI_FEATURE[MAX_CQI + 1] = {$CQI_FEATURE};   /* float32(c / 15), as the builder writes it */
 
 /* ---- weights: W transposed, [in][out] (the ONNX Gemm's B is [out][in] with transB=1), outputs padded with
  * zeros to a multiple of 4. Each layer below sums y[j] = sum_k x[k] W[k][j] in input order, as the Gemm
@@ -86,13 +90,24 @@ static int decide_rows(void (*scores_of)(const float *, float *), const float *o
 {
     int32_t max_mcs = max_mcs_of(mcs_table);
     if (max_mcs < 0) return -1;
-    float s[N_ACT];
+    float s[N_ACT], probe[OBS_DIM];
     for (int i = 0; i < n; ++i) {
         const float *row = obs + (long)i * OBS_DIM;
         scores_of(row, s);
         float c = row[0];
         c = $CQI_CLIP;
-        mcs[i] = to_mcs(s, c, max_mcs);
+        int32_t m = to_mcs(s, c, max_mcs);
+        int cqi = (int)(c * (float)MAX_CQI + 0.5f);
+        if (cqi > 0) {
+            for (int k = 0; k < OBS_DIM; ++k) probe[k] = row[k];
+            for (int better = cqi + 1; better <= MAX_CQI; ++better) {
+                probe[0] = CQI_FEATURE[better];
+                scores_of(probe, s);
+                int32_t mb = to_mcs(s, CQI_FEATURE[better], max_mcs);
+                m = mb < m ? mb : m;
+            }
+        }
+        mcs[i] = m;
     }
     return 0;
 }
