@@ -67,6 +67,12 @@ class StepOutcome:
     tbs_bits: np.ndarray
     offered: np.ndarray      # bits the TB carries / TBS of the table's top MCS on the same PRBs, in [0, 1]
     reward: np.ndarray       # delivered bits (offered if the first transmission decoded, else 0)
+    decision: np.ndarray     # each new transmission's id (a counter of first transmissions since reset)
+    # TBs whose HARQ ended at the feedback of the next slot: the id of their first transmission,
+    # whether the TB was delivered (else lost after max_transmissions), and the transmissions it took
+    completed_decision: np.ndarray
+    completed_delivered: np.ndarray
+    completed_tx: np.ndarray
 
 
 def _trace_length(doppler_norm: float) -> int:
@@ -248,7 +254,9 @@ class Simulation:
         p = sc.harq_processes
         self._queue = {k: np.zeros((n, p), t) for k, t in (
             ("mcs", np.int64), ("tb", np.int64), ("tx", np.int64), ("acc", np.float64),
-            ("proc", np.int64), ("bits", np.float64), ("prbs", np.int64))}
+            ("proc", np.int64), ("bits", np.float64), ("prbs", np.int64), ("decision", np.int64))}
+        self._next_decision = 0
+        self._completed = (np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, np.int64))
         self._q_head = np.zeros(n, np.int64)
         self._q_count = np.zeros(n, np.int64)
         # Packets in flight per UE (ring): arrival slot and the cumulative byte count that completes it.
@@ -303,6 +311,7 @@ class Simulation:
         report = SlotReport(slot=t, mcs_table=self.mcs_table, cqi_table=self.cqi_table)
 
         # 1. HARQ feedback on this slot's PUCCH, in transmission order.
+        self._completed = (np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, np.int64))
         events = self._feedback.pop(t, None)
         if events:
             fb = {k: np.concatenate([e[k] for e in events]) for k in events[0]}
@@ -311,6 +320,7 @@ class Simulation:
             if retx.any():
                 self._enqueue(ue[retx], {k: fb[k][retx] for k in self._queue if k != "tx"}, tx[retx] + 1)
             done = ~retx
+            self._completed = (fb["decision"][done], ack[done], tx[done])
             self._busy[ue[done]] &= ~(np.int64(1) << fb["proc"][done])
             lost = done & ~ack
             self._stats["tb_done"] += int(done.sum())
@@ -478,6 +488,8 @@ class Simulation:
             raise ValueError(f"expected {new.size} MCS values (one per report.ue), got shape {mcs.shape}")
         mcs, tb_index, tbs, bits, offered = self._new_transport_blocks(np.arange(new.size), mcs)
         sc, t = self.scenario, self.slot
+        decision = self._next_decision + np.arange(new.size, dtype=np.int64)
+        self._next_decision += new.size
 
         # New transmissions take the lowest free HARQ process.
         free = ~self._busy[new] & ((np.int64(1) << sc.harq_processes) - 1)
@@ -497,7 +509,8 @@ class Simulation:
             "ue": ue, "ack": ack, "mcs": tx_mcs, "tb": tb,
             "tx": np.concatenate([np.ones(new.size, np.int64), old["tx"]]), "acc": acc,
             "proc": np.concatenate([proc, old["proc"]]), "bits": tx_bits,
-            "prbs": np.concatenate([self._new_prbs, old["prbs"]])})
+            "prbs": np.concatenate([self._new_prbs, old["prbs"]]),
+            "decision": np.concatenate([decision, old["decision"]])})
 
         served = np.zeros(self.n_ues)
         served[ue] = ack * tx_bits
@@ -516,7 +529,8 @@ class Simulation:
 
         outcome_ack = ack[:new.size]
         self.slot += 1
-        return StepOutcome(self._begin_slot(), new, outcome_ack, tbs, offered, offered * outcome_ack)
+        report = self._begin_slot()
+        return StepOutcome(report, new, outcome_ack, tbs, offered, offered * outcome_ack, decision, *self._completed)
 
     # ------------------------------------------------------------------ KPIs
     def ue_throughput_mbps(self) -> np.ndarray:

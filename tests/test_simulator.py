@@ -202,3 +202,27 @@ def test_a_learned_policy_never_gives_a_better_cqi_a_lower_mcs_whatever_its_netw
     states[:, CQI_FEATURE] = 1.0
     own = scores_to_mcs(score(states), np.arange(29), max_mcs, np.full(len(states), 15))
     np.testing.assert_array_equal(by_cqi[:, -1], own)        # at the top CQI: the network's own choice
+
+
+def test_every_first_transmission_ends_once_delivered_or_lost_with_its_transmissions():
+    """The value head's label: each decision's TB ends exactly once (delivered, or lost after
+    max_transmissions) with the transmissions it took, consistent with the run's KPIs."""
+    sc = BUILTIN_SCENARIOS["uma-mid-vehicular"]
+    sim = Simulation(sc, seed=5, n_ues=16)
+    report, rng = sim.reset(), np.random.default_rng(0)
+    decided, ended, tx, delivered = [], [], [], []
+    for _ in range(400):
+        outcome = sim.step(rng.integers(0, 28, report.ue.size))
+        report = outcome.report
+        decided.append(outcome.decision)
+        ended.append(outcome.completed_decision)
+        tx.append(outcome.completed_tx)
+        delivered.append(outcome.completed_delivered)
+    decided, ended, tx, delivered = (np.concatenate(x) for x in (decided, ended, tx, delivered))
+    np.testing.assert_array_equal(decided, np.arange(decided.size))
+    assert np.unique(ended).size == ended.size and set(ended) <= set(decided)
+    assert decided.size - ended.size <= 16 * sc.harq_processes            # only blocks still in flight
+    assert tx.min() == 1 and tx.max() == sc.max_transmissions
+    assert not delivered[tx < sc.max_transmissions].size or delivered[tx < sc.max_transmissions].all()
+    kpis = sim.kpis()
+    assert (~delivered).sum() / ended.size == pytest.approx(kpis["bler_residual"])

@@ -134,8 +134,9 @@ def test_new_ue_in_a_reused_row_starts_from_a_clean_state():
 
 def test_offline_and_online_map_scores_through_one_permuted_action_table(model_path):
     """Evaluation (`onnx_policy` -> ObservationPolicy) and the xApp (`decide_mcs`) pick the same
-    MCS, and it is the card's table entry of the argmax: with a permuted table, ignoring the
-    table on either side gives other MCS indices."""
+    MCS, and it is the card's table entry of the argmax, lowered to the least such entry at any
+    better CQI (the monotone construction): with a permuted table, ignoring the table on either side
+    gives other MCS indices."""
     from ranpd.simulator.policies import ObservationPolicy
     from ranpd.training.evaluate import onnx_policy
 
@@ -152,8 +153,13 @@ def test_offline_and_online_map_scores_through_one_permuted_action_table(model_p
     differs = 0
     for report in _stream(n_slots=40):
         obs, cqi = builder.observe_report(report), builder.cqi[report.ue]
-        expected = np.minimum(np.asarray(permuted)[np.argmax(online.score(obs), axis=1)], 28)
-        expected[cqi == 0] = 0
+        by_cqi = []
+        for better in range(1, 16):
+            probe = obs.copy()
+            probe[:, 0] = better / 15
+            by_cqi.append(np.minimum(np.asarray(permuted)[np.argmax(online.score(probe), axis=1)], 28))
+        by_cqi = np.stack(by_cqi, axis=1)
+        expected = np.array([by_cqi[i, c - 1:].min() if c > 0 else 0 for i, c in enumerate(cqi)])
         np.testing.assert_array_equal(online.decide_mcs(obs, 1, cqi), expected)
         np.testing.assert_array_equal(offline.decide(report), expected)
         differs += int((identity.decide(report) != expected).sum())

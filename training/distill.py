@@ -4,7 +4,7 @@ Loss (Rusu et al. 2016, "Policy Distillation", eq. 3, with the student's scores 
 temperature: see `distillation_loss`): KL(softmax(Q_teacher / tau) || softmax(Q_student / tau)) with
 tau = 0.01, which sharpens the teacher's Q-values into a near one-hot target while keeping the
 ranking of close actions. Teacher and student are both priced networks (`networks.PricedQ`:
-score = B (1 - P) - price * P); the teacher labels each state with its two heads once, and the loss
+score = V - price * P); the teacher labels each state with its two heads once, and the loss
 compares the scores at the state's own price and, for `price_resample` of the rows, at a price
 drawn over the builder's range (or 0, throughput mode), so the student learns the
 teacher's ranking at every operating point, not only the ones its rollouts visited.
@@ -54,24 +54,24 @@ def distillation_loss(student_scores: torch.Tensor, teacher_q: torch.Tensor, tau
 
 
 def heads_loss(student: PricedQ, states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Squared error of the student's heads (B and P(NACK)) against the teacher's, summed over the
+    """Squared error of the student's heads (V and P(NACK)) against the teacher's, summed over the
     MCS and averaged over the batch. The KL alone constrains only the score's ranking at the prices
     it is computed at: a student can rank well there with heads that are not bits and probabilities
-    (measured: B of -7.5 at MCS 0), and its argmax then moves the wrong way with the price, so the
+    (measured, when the value head was the TB size B: B of -7.5 at MCS 0), and its argmax then moves the wrong way with the price, so the
     dual loop cannot hold targets. Matching the heads makes every price's score the teacher's.
     That B of -7.5 came from the KL on unscaled student scores; with both sides at tau the KL at
     resampled prices ranks well at every price, and this term is off by default
     (`DistillConfig.heads_weight`: measured there)."""
-    offered, nack_logit = student.heads(states)
-    predicted = torch.cat([offered, torch.sigmoid(nack_logit)], dim=1)
+    value, nack_logit = student.heads(states)
+    predicted = torch.cat([value, torch.sigmoid(nack_logit)], dim=1)
     return F.mse_loss(predicted, labels, reduction="sum") / len(states)
 
 
 @torch.no_grad()
 def teacher_labels(teacher: PricedQ, states: torch.Tensor) -> torch.Tensor:
-    """The teacher's heads per state: [n, 2 * N_ACTIONS] = (B, P(NACK))."""
-    offered, nack_logit = teacher.heads(states)
-    return torch.cat([offered, torch.sigmoid(nack_logit)], dim=1)
+    """The teacher's heads per state: [n, 2 * N_ACTIONS] = (V, P(NACK))."""
+    value, nack_logit = teacher.heads(states)
+    return torch.cat([value, torch.sigmoid(nack_logit)], dim=1)
 
 
 RESAMPLED_PRICE_MIN = -0.5      # prices below it are rare in closed loop (targets far above the optimum)

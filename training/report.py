@@ -302,12 +302,17 @@ def write_report(out: Path, *, tables: dict, summary: dict, students: dict, sets
                  f"{', '.join(resumed)}" if resumed else "")
         + ". Shipped student: **" + (shipped or "none (not shipped)") + "**, chosen on the built-ins only.", "",
         "## Method", "",
-        f"- **Objective**: each MCS is scored by the Lagrangian of *max delivered bits s.t. first-tx BLER = the operator's "
-        f"target*: score = B·(1 − P) − price·P, with B the bits its transport block carries (normalised by the top MCS's "
-        f"TBS) and P its NACK probability, both heads of one network. The price is each UE's Lagrange multiplier, held by "
+        f"- **Objective**: each MCS is scored by the Lagrangian of *max goodput s.t. first-tx BLER = the operator's "
+        f"target*: score = V − price·P, with V the bits its transport block delivers per transmission its HARQ takes "
+        f"(normalised by the top MCS's TBS; after chase-combined retransmissions, 0 when lost after the last one, so "
+        f"residual loss costs the air time it took) and P the NACK probability of its first transmission, both heads of "
+        f"one network. V is regressed on bits delivered / transmissions weighted by the transmissions, so it converges to "
+        f"the renewal ratio E[bits] / E[transmissions]. The price is each UE's Lagrange multiplier, held by "
         f"dual ascent on its own HARQ-ACKs in the observation builder (log(price + 1) steps {PRICE_STEP:g} up on a NACK, "
         f"{PRICE_STEP:g}·t/(1−t) down on an ACK), so the target is held by construction; throughput mode holds the price "
-        f"at 0. The heads are regressed on the outcome of the action taken (DQN with γ = 0: a constrained contextual bandit).",
+        f"at 0. The heads are regressed on the outcome of the action taken (DQN with γ = 0: a constrained contextual "
+        f"bandit). The MCS is non-decreasing in the CQI by construction: each state is also scored at every better CQI "
+        f"and gets the minimum of the MCS chosen there.",
         f"- **Teachers** ({describe(tuple(config.teacher.hidden))}, {config.teacher.env_steps} env steps of "
         f"{config.teacher.n_ues} UEs): one specialist per randomisation family ({', '.join(sets.specialists)}; "
         + (f"the user's scenarios {', '.join(f'`{sc.name}`' for sc in sets.generalist)} grouped by family"

@@ -3,7 +3,7 @@ it (no accelerator; legacy budget < 1 Mbit of model and < 100 µs per decision).
 
 `export_c` reads the student's ONNX graph with `onnx` (no torch, no onnxruntime) and checks it is what
 ranpd exports: Slice(obs)[0:18] -> Gemm (+Relu) ... -> Gemm of width 2A, then the priced score
-score = B·(1-P) - price·P, B and the logit of P = Sigmoid(logit) the two halves of the last Gemm, price
+score = V - price·P, V and the logit of P = Sigmoid(logit) the two halves of the last Gemm, price
 the last feature (`nack_price`, Slice [18:]). An op outside `SUPPORTED_OPS`, or these ops in another
 arrangement, is refused in one line (`ExportError`). It writes `ranpd_student.{h,c}` (weights as
 `static const` arrays in hexadecimal floats, transposed to [in][out] so that -O2 vectorises each layer
@@ -177,17 +177,14 @@ def parse_student(model: onnx.ModelProto, n_actions: int) -> Student:
 
 
 def _check_priced_head(graph, consumers, values, head, price, n_actions, sliced):
-    """score = B*(1-P) - price*P with B = head[:A], P = Sigmoid(head[A:]), as the ONNX graph says."""
+    """score = V - price*P with V = head[:A], P = Sigmoid(head[A:]), as the ONNX graph says."""
     halves = {sliced(n, 2 * n_actions): n.output[0] for n in consumers.get(head, [])}
-    bits, logit = halves.get((0, n_actions)), halves.get((n_actions, 2 * n_actions))
+    value, logit = halves.get((0, n_actions)), halves.get((n_actions, 2 * n_actions))
     ops = {(n.op_type, tuple(n.input)): n.output[0] for n in graph.node}
     p = ops.get(("Sigmoid", (logit,)))
-    one_minus = next((n.output[0] for n in graph.node if n.op_type == "Sub" and n.input[1] == p and n.input[0] in values
-                      and values[n.input[0]].size == 1 and float(values[n.input[0]]) == 1.0), None)
-    keep = ops.get(("Mul", (bits, one_minus))) or ops.get(("Mul", (one_minus, bits)))
     cost = ops.get(("Mul", (price, p))) or ops.get(("Mul", (p, price)))
-    if None in (bits, logit, p, keep, cost) or ops.get(("Sub", (keep, cost))) != graph.output[0].name:
-        raise ExportError("the graph's output is not the priced score B*(1-P) - price*P of its last Gemm")
+    if None in (value, logit, p, cost) or ops.get(("Sub", (value, cost))) != graph.output[0].name:
+        raise ExportError("the graph's output is not the priced score V - price*P of its last Gemm")
 
 
 def _floats(a) -> str:

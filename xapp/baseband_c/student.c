@@ -2,7 +2,7 @@
  * The xApp's decision path (ranpd.xapp.model.OnnxPolicyModel.decide_mcs):
  *   x = clip(obs, card obs_range)        nack_price kept in [PRICE_MIN, PRICE_MAX]
  *   z = MLP(x[0:N_IN])                   Gemm (+ReLU) layers of the ONNX graph, last one 2*N_ACTIONS wide
- *   score[a] = z[a]*(1-P[a]) - price*P[a], P = logistic(z[N_ACTIONS+a]), price = x[PRICE]
+ *   score[a] = z[a] - price*P[a], P = logistic(z[N_ACTIONS+a]), price = x[PRICE]
  *   m(c) = min(ACTION_MCS[first argmax], max MCS of the table); MCS 0 where CQI is 0 (scores_to_mcs)
  *   mcs = min(m(c), m(c+1), ..., m(15)): the row rescored at every better CQI, the rest fixed, so a
  *         better CQI never gets a lower MCS (decide_mcs, ranpd.simulator.policies)
@@ -63,7 +63,7 @@ static void priced_scores(const float *z, float price, float *scores)
 {
     for (int a = 0; a < N_ACT; ++a) {
         float p = logistic(z[N_ACT + a]);
-        scores[a] = z[a] * (1.0f - p) - price * p;
+        scores[a] = z[a] - price * p;
     }
 }
 
