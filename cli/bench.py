@@ -14,6 +14,7 @@ BENCHMARKS = {
     "fuzz": "ranpd.xapp.fuzz:fuzz_command",
     "c-export": "ranpd.xapp.baseband:bench_c_export",
     "shadow": "ranpd.cli.e2node:bench_shadow",
+    "targets": "ranpd.training.attainable:bench_targets",
 }
 SUMMARIES = {
     "sim": "Simulator speed in UE-slots per second on one core.",
@@ -24,6 +25,7 @@ SUMMARIES = {
     "fuzz": "E2 codecs and handlers under mutated frames and structure-aware envelopes: crashes, causes.",
     "c-export": "Exported C student (fp32, int8) ns per decision at batch 1 and 64, beside onnxruntime.",
     "shadow": "Near-RT shadow estimate of a model's gain (per SINR-error sigma) beside its closed-loop gain.",
+    "targets": "Held-out set at operator targets: BLER from UEs below the MCS floor; delay, air time.",
 }
 
 

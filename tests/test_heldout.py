@@ -76,3 +76,22 @@ def test_every_held_out_scenario_is_a_working_deployment(name):
     kpis = run_policy(sc, Olla(), slots=300, seed=1, n_ues=32)
     assert kpis["throughput_mbps"] > 0 and kpis["cell_throughput_mbps"] > 0
     assert 0.02 < kpis["bler_first_tx"] < 0.5 and kpis["bler_residual"] < 0.15
+
+
+def test_the_floor_tally_counts_first_transmissions_as_the_kpis_do_and_splits_off_floor_ues():
+    """`ranpd bench targets`: the per-UE tally of first-tx outcomes agrees with the run's KPIs
+    (less the feedback still in flight at the end), and a UE pinned at MCS 0 that NACKs above the
+    target is split off as below the floor."""
+    from ranpd.training.attainable import FLOOR_MIN_TX, _FloorTally
+
+    sc = next(s for s in HELDOUT if s.name == "noisy-fresh-cqi-edge")
+    tally = _FloorTally(Olla(0.1))
+    kpis = run_policy(sc, tally, 300, seed=3, n_ues=16)
+    tx, nacks, _, _ = tally.counts
+    assert 0 < kpis["first_transmissions"] - tx.sum() <= 16 * sc.harq_processes
+    assert nacks.sum() / tx.sum() == pytest.approx(kpis["bler_first_tx"], abs=0.02)
+    tally.counts = np.array([[100, 100, 50], [50, 5, 5], [FLOOR_MIN_TX, FLOOR_MIN_TX, 0],
+                             [FLOOR_MIN_TX // 2, 1, 0]])
+    split = tally.floor_split(0.1)
+    assert split["floor_ues"] == 1 and split["floor_tx_share"] == pytest.approx(0.4)
+    assert split["bler_floor_ues"] == pytest.approx(0.5) and split["bler_other_ues"] == pytest.approx(10 / 150)
