@@ -177,7 +177,8 @@ class ObservationPolicy:
     """A learned policy: observation builder -> scores per action -> MCS (`decide_mcs`).
 
     `score` maps float32 observations [n, OBS_DIM] to scores [n, n_actions]; output i means MCS
-    `action_mcs[i]`; `probe` scores `decide_mcs`'s copies of a state at better CQIs (default `score`) (a model card's action table; default the identity, as for the teachers).
+    `action_mcs[i]` (a model card's action table; default the identity, as for the teachers).
+    `probe` scores `decide_mcs`'s copies of a state at better CQIs (default `score`).
     `bler_target` is the operator's first-tx BLER target the observation's price holds (None:
     throughput mode). `mcs_tables`: the MCS tables the model was trained for (a model card's
     `mcs_tables`); `reset` refuses another (None: any).

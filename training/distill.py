@@ -57,8 +57,8 @@ def heads_loss(student: PricedQ, states: torch.Tensor, labels: torch.Tensor) -> 
     """Squared error of the student's heads (V and P(NACK)) against the teacher's, summed over the
     MCS and averaged over the batch. The KL alone constrains only the score's ranking at the prices
     it is computed at: a student can rank well there with heads that are not bits and probabilities
-    (measured, when the value head was the TB size B: B of -7.5 at MCS 0), and its argmax then moves the wrong way with the price, so the
-    dual loop cannot hold targets. Matching the heads makes every price's score the teacher's.
+    (measured when the value head was the TB size B: B of -7.5 at MCS 0), and its argmax then moves
+    the wrong way with the price, so the dual loop cannot hold targets. Matching the heads makes every price's score the teacher's.
     That B of -7.5 came from the KL on unscaled student scores; with both sides at tau the KL at
     resampled prices ranks well at every price, and this term is off by default
     (`DistillConfig.heads_weight`: measured there)."""

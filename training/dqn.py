@@ -14,9 +14,9 @@ one and over-rates aggressive MCS. Measured on generalist teachers (20k steps, 1
 1001, throughput mode vs best-tuned OLLA), uma-low-pedestrian / rma-low-vehicular: first-tx
 objective +5.0% / +4.1%, E[D / n_tx] +0.0% / -1.3% (at 40-43% first-tx BLER), the renewal ratio
 +1.4% / +2.7%; uma-mid-highway: -8.7%, -0.4%, -2.5%. No bootstrap term, no target network. It acts
-by the Lagrangian score V - price * P with each UE's price from the observation, so the operator's BLER target (drawn per UE and episode from
-`DqnConfig.bler_targets`) shapes the states it visits while the two heads stay the same for every
-target.
+by the Lagrangian score V - price * P with each UE's price from the observation, so the operator's
+BLER target (drawn per UE and episode from `DqnConfig.bler_targets`) shapes the states it visits
+while the two heads stay the same for every target.
 
 Reads top to bottom: config -> environment -> network -> replay buffer -> loop
 (epsilon-greedy act, store, regress) -> log.

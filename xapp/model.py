@@ -106,8 +106,9 @@ class OnnxPolicyModel:
     `from_bytes(onnx_bytes, card)`; both validate (see `validate_model`). Wrap it as an offline
     policy with `model.policy(...)` (card's action table and MCS tables, optional guard).
     `decide_mcs` maps scores to MCS indices through the card's action table (`decide_mcs` of
-    `ranpd.simulator.policies`, shared with offline evaluation), clipped to the MCS table in use. `clipped_rows[i]` counts
-    the rows whose feature i was clipped into the training range (`clipped_by_feature()` by name).
+    `ranpd.simulator.policies`, shared with offline evaluation), clipped to the MCS table in use.
+    `clipped_rows[i]` counts the rows whose feature i was clipped into the training range
+    (`clipped_by_feature()` by name).
     """
 
     def __init__(self, onnx_bytes: bytes, card: ModelCard):
