@@ -6,16 +6,15 @@ operator's first-transmission BLER target. Its Lagrangian scores MCS `a` in stat
     score(s, a) = V(s, a) - price * P(s, a)
 
 with P the probability of a NACK on the first transmission and V the value of sending the
-transport block: its bits delivered per transmission it took, E[B * delivered / n_tx], where B is
-the bits the block carries normalised by the TBS of the table's top MCS on the same PRBs, n_tx the
-transmissions its HARQ used (chase combining, up to the scenario's maximum) and `delivered` 0 when
-it was lost after the last one (RLC then sends its bits again). By the renewal-reward theorem a
-UE's goodput per scheduled transmission is E[bits delivered] / E[transmissions]; V is its
-per-decision form, so a first transmission that fails but is recovered by a cheap retransmission
-is worth what it delivers (B/2 when the second attempt decodes), not 0 as a first-transmission
-objective B * (1 - P) counts it. Measured on the previous shipped student: that
-objective ran 20% first-tx BLER in throughput mode where best-tuned OLLA ran 48-58% in the
-mid-band mobility built-ins, and lost 2.5-4.2% to it there (docs/report).
+transport block: the bits it delivers per transmission its HARQ takes, V = E[B * delivered] / E[n_tx],
+where B is the bits the block carries normalised by the TBS of the table's top MCS on the same PRBs,
+n_tx the transmissions its HARQ used (chase combining, up to the scenario's maximum) and `delivered`
+0 when it was lost after the last one (RLC then sends its bits again). By the renewal-reward theorem
+that ratio is a UE's goodput per scheduled transmission (training/dqn.py regresses it). A first
+transmission that fails but is recovered by one retransmission is worth B/2, not 0 as the
+first-transmission objective B * (1 - P) counts it. Measured on the previous shipped student, which
+used that objective: it ran 20% first-tx BLER in throughput mode where best-tuned OLLA ran 48-58% in
+the mid-band mobility built-ins, and lost 2.5-4.2% to it there (its report, 2026-12-07).
 
 `price` is the constraint's multiplier, which the observation builder holds per UE by dual ascent on
 its HARQ outcomes (the observation's last feature, `nack_price`; 0 in throughput mode, where the
