@@ -37,6 +37,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -57,6 +58,18 @@ PACKET_QUEUE = 64                    # packets remembered per UE for delay/UPT (
 MAX_DELAY_SAMPLES = 1 << 21          # packet-delay samples kept per run (bounded memory)
 
 
+class HarqEnded(NamedTuple):
+    """TBs whose HARQ ended: their first transmission's id (`StepOutcome.decision`), whether they
+    were delivered (else lost after max_transmissions), and the transmissions they took."""
+
+    decision: np.ndarray
+    delivered: np.ndarray
+    transmissions: np.ndarray
+
+
+NO_HARQ_ENDED = HarqEnded(np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, np.int64))
+
+
 @dataclass
 class StepOutcome:
     """The result of one slot's new transmissions, aligned with the decided UEs."""
@@ -68,11 +81,7 @@ class StepOutcome:
     offered: np.ndarray      # bits the TB carries / TBS of the table's top MCS on the same PRBs, in [0, 1]
     reward: np.ndarray       # delivered bits (offered if the first transmission decoded, else 0)
     decision: np.ndarray     # each new transmission's id (a counter of first transmissions since reset)
-    # TBs whose HARQ ended at the feedback of the next slot: the id of their first transmission,
-    # whether the TB was delivered (else lost after max_transmissions), and the transmissions it took
-    completed_decision: np.ndarray
-    completed_delivered: np.ndarray
-    completed_tx: np.ndarray
+    harq_ended: HarqEnded    # TBs whose HARQ ended at the feedback of the next slot
 
 
 def _trace_length(doppler_norm: float) -> int:
@@ -256,7 +265,6 @@ class Simulation:
             ("mcs", np.int64), ("tb", np.int64), ("tx", np.int64), ("acc", np.float64),
             ("proc", np.int64), ("bits", np.float64), ("prbs", np.int64), ("decision", np.int64))}
         self._next_decision = 0
-        self._completed = (np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, np.int64))
         self._q_head = np.zeros(n, np.int64)
         self._q_count = np.zeros(n, np.int64)
         # Packets in flight per UE (ring): arrival slot and the cumulative byte count that completes it.
@@ -311,7 +319,7 @@ class Simulation:
         report = SlotReport(slot=t, mcs_table=self.mcs_table, cqi_table=self.cqi_table)
 
         # 1. HARQ feedback on this slot's PUCCH, in transmission order.
-        self._completed = (np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, np.int64))
+        self._harq_ended = NO_HARQ_ENDED
         events = self._feedback.pop(t, None)
         if events:
             fb = {k: np.concatenate([e[k] for e in events]) for k in events[0]}
@@ -320,7 +328,7 @@ class Simulation:
             if retx.any():
                 self._enqueue(ue[retx], {k: fb[k][retx] for k in self._queue if k != "tx"}, tx[retx] + 1)
             done = ~retx
-            self._completed = (fb["decision"][done], ack[done], tx[done])
+            self._harq_ended = HarqEnded(fb["decision"][done], ack[done], tx[done])
             self._busy[ue[done]] &= ~(np.int64(1) << fb["proc"][done])
             lost = done & ~ack
             self._stats["tb_done"] += int(done.sum())
@@ -530,7 +538,7 @@ class Simulation:
         outcome_ack = ack[:new.size]
         self.slot += 1
         report = self._begin_slot()
-        return StepOutcome(report, new, outcome_ack, tbs, offered, offered * outcome_ack, decision, *self._completed)
+        return StepOutcome(report, new, outcome_ack, tbs, offered, offered * outcome_ack, decision, self._harq_ended)
 
     # ------------------------------------------------------------------ KPIs
     def ue_throughput_mbps(self) -> np.ndarray:

@@ -11,10 +11,10 @@ transmission time) while the policy's inputs only learn it K1 slots later, as at
 `info["ack"]` gives each first transmission's outcome (the NACK head's label) and
 `info["ue_offered"]` the normalised bits its TB carried (the reward had it decoded). What reached
 the user is known later: `info["decision"]` numbers each first transmission (-1: no decision), and
-`info["harq_ended"]` (a `HarqEnded`: one tuple, so that vector envs can stack infos of varying
-length) lists the TBs whose HARQ ended in the step, delivered or lost after the last attempt, with
-the transmissions each took (the label of the value head, training/dqn.py). Numbers restart at
-each reset.
+`info["harq_ended"]` (the engine's `HarqEnded`: one tuple, so that vector envs can stack infos of
+varying length) lists the TBs whose HARQ ended in the step, delivered or lost after the last
+attempt, with the transmissions each took (the label of the value head, training/dqn.py). Numbers
+restart at each reset.
 
 Operator BLER targets: each reset gives every UE a first-tx BLER target drawn from `bler_targets`
 (None: throughput mode); the observation's `nack_price` holds it (`ObservationBuilder`), so a
@@ -29,7 +29,6 @@ Two views, registered with Gymnasium when `ranpd.simulator` is imported (docs/gy
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -54,15 +53,6 @@ OBS_LOW = np.full(OBS_DIM, -1.0, np.float32)
 OBS_HIGH = np.where(np.array(FEATURES) == "nack_price", PRICE_MAX, 1.0).astype(np.float32)
 
 ScenarioArg = Scenario | str | Path
-
-
-class HarqEnded(NamedTuple):
-    """TBs whose HARQ ended in a step: their first transmission's number (`info["decision"]`),
-    whether they were delivered, and the transmissions they took."""
-
-    decision: np.ndarray
-    delivered: np.ndarray
-    transmissions: np.ndarray
 
 
 class LinkAdaptationEnv(gym.Env):
@@ -135,7 +125,7 @@ class LinkAdaptationEnv(gym.Env):
         decision[outcome.ue] = outcome.decision
         info = self._info(reward_mask)
         info.update(ue_reward=ue_reward, ue_offered=ue_offered, ack=ack, decision=decision,
-                    harq_ended=HarqEnded(outcome.completed_decision, outcome.completed_delivered, outcome.completed_tx))
+                    harq_ended=outcome.harq_ended)
         reward = float(outcome.reward.mean()) if outcome.ue.size else 0.0
         truncated = self.sim.slot >= self.episode_slots
         return self._observe(self._report), reward, False, truncated, info

@@ -215,9 +215,9 @@ def test_every_first_transmission_ends_once_delivered_or_lost_with_its_transmiss
         outcome = sim.step(rng.integers(0, 28, report.ue.size))
         report = outcome.report
         decided.append(outcome.decision)
-        ended.append(outcome.completed_decision)
-        tx.append(outcome.completed_tx)
-        delivered.append(outcome.completed_delivered)
+        ended.append(outcome.harq_ended.decision)
+        tx.append(outcome.harq_ended.transmissions)
+        delivered.append(outcome.harq_ended.delivered)
     decided, ended, tx, delivered = (np.concatenate(x) for x in (decided, ended, tx, delivered))
     np.testing.assert_array_equal(decided, np.arange(decided.size))
     assert np.unique(ended).size == ended.size and set(ended) <= set(decided)

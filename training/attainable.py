@@ -9,7 +9,7 @@ Measured for the shipped student and OLLA at the same operator target, on the sa
   the target of them failed. Reported: the share of first transmissions from such UEs, and the
   first-tx BLER over them and over every other UE.
 - **Offered load.** Where every policy delivers all the traffic (throughput equal to the offered
-  load, to within 0.1% across ILLA, OLLA and the student), no policy can raise throughput 5%; what
+  load: the report's ILLA, OLLA and students within 0.1% of each other), no policy can raise it 5%; what
   link adaptation changes there is packet delay and air time. Reported: throughput, packet delay
   p95 and first transmissions per delivered Mbit.
 """
